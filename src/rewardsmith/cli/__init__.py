@@ -1,0 +1,56 @@
+"""The `rewardsmith` command line: parses arguments, builds a config, calls one stage.
+
+Each sub-command lives in its own module in this package and exposes
+`register(subparsers) -> None`, adding an `argparse` parser whose `func(args) -> int | None`
+runs it. Modules are discovered here, so adding a command is adding a file.
+`RewardsmithError` becomes one `error: ...` line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from rewardsmith import __version__
+from rewardsmith.errors import RewardsmithError
+
+_NOT_COMMANDS = {"docs"}  # helper modules in this package that add no sub-command
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rewardsmith",
+        description="Build, evaluate and serve reward models (ja / ko / en).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run `rewardsmith COMMAND --help` for examples of each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"rewardsmith {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_") or info.name in _NOT_COMMANDS:
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except RewardsmithError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

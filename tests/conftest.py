@@ -1,0 +1,37 @@
+"""Shared fixtures: tiny in-process models, and the path to ../shared/data when present."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # so tests can `import tiny_models`
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("REWARDSMITH_SHARED_DATA", ROOT.parent / "shared" / "data"))
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data: CI and developer machines have it; tests that need it say so by using this."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"{SHARED_DATA} is missing: the shared data sets must sit beside the repository")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory) -> Path:
+    import tiny_models
+
+    return tiny_models.tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
+
+
+@pytest.fixture(scope="session")
+def tiny_decoder_dir(tmp_path_factory) -> Path:
+    import tiny_models
+
+    return tiny_models.tiny_decoder(tmp_path_factory.mktemp("tiny-decoder"))

@@ -1,0 +1,96 @@
+"""Tiny random models and tokenizers, built in-process: no hub, no network, seconds on a CPU.
+
+`tiny_encoder(dir)` -> a 2-layer BERT reward model with a [CLS]/[SEP]/[PAD] tokenizer (the Korean
+card's shape). `tiny_decoder(dir)` -> a 2-layer Llama reward model whose tokenizer has NO pad
+token and a ChatML chat template (the Japanese card's family, with the pad == eos trap).
+Both save an ordinary Hugging Face folder and return its path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# A little text in each first-class language so the byte-level BPE learns some merges.
+CORPUS = [
+    "Human: How do I boil an egg? Assistant: Put it in boiling water for nine minutes.",
+    "The quick brown fox jumps over the lazy dog. Reward models score responses.",
+    "栄養バランスの良い食事とは何ですか？ 主食、主菜、副菜をそろえることです。",
+    "日本語の文章も正しく扱えるようにします。ありがとうございます。",
+    "광화문에 어떻게 가나요? 지하철 5호선 광화문역에서 내리세요.",
+    "한국어 문장도 처리할 수 있어야 합니다. 감사합니다.",
+] * 20
+
+CHATML_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _bpe(special: list[str], vocab_size: int = 400):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=special,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(CORPUS, trainer=trainer)
+    return tok
+
+
+def tiny_encoder(out_dir: str | Path, seed: int = 0) -> Path:
+    """A BERT-style reward model: `[CLS] prompt [SEP] response [SEP]`, pad id distinct."""
+    import torch
+    from tokenizers import processors
+    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+    out = Path(out_dir)
+    tok = _bpe(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+        model_max_length=512,
+    )
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=tok.get_vocab_size(), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=128, max_position_embeddings=512, num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = BertForSequenceClassification(config)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def tiny_decoder(out_dir: str | Path, seed: int = 0) -> Path:
+    """A Llama-style reward model whose tokenizer has no pad token (pad must not become eos)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForSequenceClassification, PreTrainedTokenizerFast
+
+    out = Path(out_dir)
+    tok = _bpe(["<s>", "</s>", "<|im_start|>", "<|im_end|>"])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", model_max_length=2048,
+    )
+    tokenizer.chat_template = CHATML_TEMPLATE
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=tok.get_vocab_size(), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, intermediate_size=128, max_position_embeddings=2048, num_labels=1,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=None,
+    )
+    model = LlamaForSequenceClassification(config)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
