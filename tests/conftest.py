@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("REWARDSMITH_SHARED_DATA", ROOT.parent / "shared" / "data"))
 FIXTURES = Path(__file__).parent / "fixtures"
 
+# Embedded models are converted once per checkout into <repo>/.cache and shared by every test module.
+os.environ.setdefault("REWARDSMITH_HOME", str(ROOT / ".cache" / "rewardsmith"))
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
@@ -35,3 +38,11 @@ def tiny_decoder_dir(tmp_path_factory) -> Path:
     import tiny_models
 
     return tiny_models.tiny_decoder(tmp_path_factory.mktemp("tiny-decoder"))
+
+
+@pytest.fixture(scope="session")
+def embedded_model():
+    """`embedded_model(name) -> Path`: an embedded base model prepared (converted once) in the cache."""
+    from rewardsmith.models.embedded import prepare
+
+    return prepare
