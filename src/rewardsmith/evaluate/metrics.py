@@ -1,0 +1,210 @@
+"""The numbers behind the evaluation table: pairwise accuracy with a tie policy, bootstrap
+confidence intervals, calibration (reliability curve, ECE), length bias and rank correlation.
+
+Only numpy; every function takes plain arrays so the math can be golden-tested by hand.
+
+Outcome encoding used everywhere: 1.0 = the evaluator preferred the human-chosen answer (a win),
+0.0 = it preferred the rejected one (a loss), 0.5 = a tie. **A tie is not a win**: accuracy is
+`wins / n` with ties in `n` (the cards' convention of counting `r_chosen > r_rejected`), and the
+number of ties is reported beside it so nobody mistakes a model that scores everything equal for
+a model at chance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+WIN, TIE, LOSS = 1.0, 0.5, 0.0
+
+
+def outcomes_from_scores(r_chosen, r_rejected) -> np.ndarray:
+    """(n,) outcomes from reward pairs: 1 when r_chosen > r_rejected, 0.5 when equal, else 0."""
+    rc, rr = np.asarray(r_chosen, dtype=np.float64), np.asarray(r_rejected, dtype=np.float64)
+    return np.where(rc > rr, WIN, np.where(rc == rr, TIE, LOSS))
+
+
+def wins(outcomes) -> np.ndarray:
+    """1.0 where the outcome is a win, else 0.0 (ties and losses): what accuracy averages."""
+    return (np.asarray(outcomes, dtype=np.float64) == WIN).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """One table cell: accuracy with its 95% percentile-bootstrap interval and the counts behind it."""
+
+    accuracy: float
+    low: float
+    high: float
+    n: int
+    wins: int
+    ties: int
+
+    def to_dict(self) -> dict:
+        return {"accuracy": self.accuracy, "ci_low": self.low, "ci_high": self.high,
+                "n": self.n, "wins": self.wins, "ties": self.ties}
+
+
+def bootstrap_means(values, *, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """(n_boot,) means of `values` resampled with replacement; same seed and length -> same draws.
+
+    The generator is seeded per call, so a cell's interval does not depend on which other cells
+    were computed first (order independence). Resampling is chunked to bound memory at ~8 MB.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return np.full(n_boot, np.nan)
+    rng = np.random.default_rng(seed)
+    out = np.empty(n_boot)
+    chunk = max(1, 1_000_000 // v.size)
+    for start in range(0, n_boot, chunk):
+        stop = min(n_boot, start + chunk)
+        idx = rng.integers(0, v.size, size=(stop - start, v.size))
+        out[start:stop] = v[idx].mean(axis=1)
+    return out
+
+
+def accuracy(outcomes, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[Accuracy, np.ndarray]:
+    """Accuracy of `outcomes` (1/0.5/0) and its percentile-bootstrap CI; also returns the bootstrap
+    replicates so a mean over datasets can get an interval from the same draws."""
+    o = np.asarray(outcomes, dtype=np.float64)
+    w = wins(o)
+    boots = bootstrap_means(w, n_boot=n_boot, seed=seed)
+    if o.size == 0:
+        return Accuracy(float("nan"), float("nan"), float("nan"), 0, 0, 0), boots
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(boots, [alpha, 1.0 - alpha])
+    cell = Accuracy(float(w.mean()), float(low), float(high), int(o.size), int(w.sum()), int((o == TIE).sum()))
+    return cell, boots
+
+
+def interval(boots: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of bootstrap replicates (e.g. of a mean over datasets)."""
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(boots, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def sigmoid(x) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # numerically stable for large |x|
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Reliability of p = σ(r_chosen − r_rejected) read as "P(the model's pick is the human's pick)".
+
+    Each non-tied pair contributes confidence max(p, 1−p) and correct = (p > 0.5). Bins split
+    [0.5, 1]; `ece` = Σ_b (n_b / N) · |accuracy_b − confidence_b|. Ties (p = 0.5 exactly) carry no
+    pick and are left out, counted in `ties`.
+    """
+
+    bin_edges: list[float]
+    confidence: list[float | None]  # mean confidence per bin (None for an empty bin)
+    accuracy: list[float | None]    # fraction correct per bin
+    counts: list[int]
+    ece: float
+    n: int
+    ties: int
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def calibration(margins, *, n_bins: int = 10) -> Calibration:
+    """Reliability curve and expected calibration error of σ(margin), margin = r_chosen − r_rejected."""
+    m = np.asarray(margins, dtype=np.float64)
+    ties = int((m == 0).sum())
+    m = m[m != 0]
+    p = sigmoid(m)
+    conf = np.maximum(p, 1.0 - p)
+    correct = (m > 0).astype(np.float64)
+    edges = np.linspace(0.5, 1.0, n_bins + 1)
+    # Bin b holds (edges[b], edges[b+1]]; the lowest bin also takes 0.5 itself (a margin that
+    # underflows to p == 0.5 in float64 but is not an exact tie).
+    which = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
+    confs, accs, counts = [], [], []
+    ece = 0.0
+    for b in range(n_bins):
+        sel = which == b
+        k = int(sel.sum())
+        counts.append(k)
+        if k == 0:
+            confs.append(None)
+            accs.append(None)
+            continue
+        c, a = float(conf[sel].mean()), float(correct[sel].mean())
+        confs.append(c)
+        accs.append(a)
+        ece += k / m.size * abs(a - c)
+    return Calibration([float(e) for e in edges], confs, accs, counts,
+                       float(ece) if m.size else float("nan"), int(m.size), ties)
+
+
+def rankdata(x) -> np.ndarray:
+    """Ranks 1..n with ties given their average rank (scipy.stats.rankdata 'average')."""
+    x = np.asarray(x, dtype=np.float64)
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    # Start index of each run of equal values, and the average rank of that run.
+    starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])
+    ends = np.r_[starts[1:], xs.size]
+    avg = (starts + ends + 1) / 2.0  # mean of ranks starts+1 .. ends
+    ranks = np.empty(x.size)
+    ranks[order] = np.repeat(avg, ends - starts)
+    return ranks
+
+
+def pearson(x, y) -> float:
+    """Pearson correlation; NaN when either side is constant or has fewer than 2 values."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.size < 2 or np.all(x == x[0]) or np.all(y == y[0]):
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def spearman(x, y) -> float:
+    """Spearman rank correlation (Pearson of average ranks)."""
+    return pearson(rankdata(x), rankdata(y))
+
+
+@dataclass(frozen=True)
+class LengthBias:
+    """Does the evaluator just prefer longer answers? Lengths are in characters (model-independent,
+    and fair across ja/ko/en only within a language — read per-language rows for that).
+
+    acc_chosen_longer: accuracy on pairs whose chosen answer is the longer one;
+    acc_chosen_shorter: on pairs whose chosen answer is the shorter one; a large gap means the
+    accuracy is partly length. pearson/spearman: correlation of reward with length over every
+    scored response (chosen and rejected pooled); None for evaluators without scores (judges).
+    """
+
+    acc_chosen_longer: float
+    n_chosen_longer: int
+    acc_chosen_shorter: float
+    n_chosen_shorter: int
+    n_equal_length: int
+    pearson: float | None
+    spearman: float | None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def length_bias(outcomes, len_chosen, len_rejected, r_chosen=None, r_rejected=None) -> LengthBias:
+    """Accuracy split by which answer is longer, plus reward/length correlations when scores exist."""
+    w = wins(outcomes)
+    lc, lr = np.asarray(len_chosen, dtype=np.float64), np.asarray(len_rejected, dtype=np.float64)
+    longer, shorter = lc > lr, lc < lr
+
+    def mean(sel) -> float:
+        return float(w[sel].mean()) if sel.any() else float("nan")
+
+    pr = sp = None
+    if r_chosen is not None and r_rejected is not None:
+        rewards = np.r_[np.asarray(r_chosen, dtype=np.float64), np.asarray(r_rejected, dtype=np.float64)]
+        lengths = np.r_[lc, lr]
+        pr, sp = pearson(rewards, lengths), spearman(rewards, lengths)
+    return LengthBias(mean(longer), int(longer.sum()), mean(shorter), int(shorter.sum()),
+                      int((lc == lr).sum()), pr, sp)
