@@ -1,0 +1,248 @@
+"""Load, initialise and save reward models: a transformers model with a one-number head + manifest.
+
+    rm = init_reward_model("gemma-3-270m", max_length=4096)       # base LM -> untrained reward model
+    save_reward_model(rm, "out/rm")                               # config.json + safetensors + rewardsmith.json
+    rm = load_reward_model("out/rm")                              # any folder or hub id, same code path
+    rewards = reward_forward(rm.model, **collate(ids, rm.pad_id)) # (B,) float32
+
+Names: a path that exists is a local folder; a bare name without "/" ("gemma-3-270m") is an
+embedded base model made by `rewardsmith.models.embedded.prepare`; anything else is a hub id.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rewardsmith.errors import RewardsmithError
+from rewardsmith.models.manifest import POSITION_OFFSET_TYPES, MANIFEST_NAME, Manifest
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+PAD_TOKEN = "<|pad|>"  # added when a tokenizer has no pad token, or pads with eos
+
+
+@dataclass
+class RewardModel:
+    """A reward model ready to score: outputs one raw reward per sequence."""
+
+    model: Any  # a transformers *ForSequenceClassification with num_labels == 1
+    tokenizer: Any
+    manifest: Manifest
+    path: Path | None = None
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_token_id
+
+
+def _resolve(name_or_path: str | Path) -> str:
+    """A local folder, an embedded model (prepared into the cache), or a hub id, as a string."""
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise RewardsmithError(f"{path}: no config.json; give a Hugging Face model folder")
+        return str(path)
+    name = str(name_or_path)
+    if "/" not in name:
+        try:
+            from rewardsmith.models.embedded import prepare
+        except ImportError:  # pragma: no cover - the embedded module ships with the package
+            raise RewardsmithError(f"{name}: no such folder, and embedded models are unavailable") from None
+        return str(prepare(name))
+    return name  # a hub id: transformers fetches it (needs network access)
+
+
+def _eos_ids(config, tokenizer) -> set[int]:
+    ids: set[int] = set()
+    for value in (tokenizer.eos_token_id, getattr(config.get_text_config(), "eos_token_id", None)):
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(v for v in value if isinstance(v, int))
+    return ids
+
+
+def _set_reward_config(model, tokenizer) -> None:
+    """num_labels=1 and problem_type="regression": `pipeline("text-classification")` then applies
+    no function by default (it applies a sigmoid to one-label models without a problem type)."""
+    config = model.config
+    config.num_labels = 1
+    config.problem_type = "regression"
+    config.id2label = {0: "reward"}
+    config.label2id = {"reward": 0}
+    if getattr(tokenizer, "sep_token_id", None) is not None and getattr(config, "type_vocab_size", 1) > 1:
+        config.sep_token_id = tokenizer.sep_token_id  # segment ids for pair input, see _encoder_extras
+    if tokenizer.pad_token_id is not None:
+        config.pad_token_id = tokenizer.pad_token_id
+        config.get_text_config().pad_token_id = tokenizer.pad_token_id
+
+
+def _model_dtype(dtype):
+    import torch
+
+    if dtype is None:
+        return torch.float32  # fp32 master weights; the scorer autocasts to bf16 where it pays
+    if isinstance(dtype, str):
+        try:
+            return {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
+                    "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}[dtype]
+        except KeyError:
+            raise RewardsmithError(f"dtype={dtype!r}: use fp32, bf16 or fp16") from None
+    return dtype
+
+
+def load_reward_model(name_or_path: str | Path, *, dtype=None, device=None,
+                      trust_remote_code: bool = False) -> RewardModel:
+    """Load a reward model from a folder, an embedded name or a hub id, in eval mode.
+
+    Without a rewardsmith.json (a foreign reward model) the manifest is `Manifest.for_model`'s
+    defaults and a one-line notice says what was assumed. Raises RewardsmithError when the
+    model has more than one output or the folder is not a model.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    source = _resolve(name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source, dtype=_model_dtype(dtype), trust_remote_code=trust_remote_code, use_safetensors=True)
+    except OSError as e:
+        raise RewardsmithError(f"{name_or_path}: cannot load ({str(e).splitlines()[0]}); "
+                               "give a local model folder (hub ids need network access)") from None
+    if model.config.num_labels != 1:
+        raise RewardsmithError(f"{name_or_path}: config has num_labels={model.config.num_labels}; "
+                               "a reward model has one output (num_labels=1)")
+    manifest_file = Path(source) / MANIFEST_NAME
+    if not manifest_file.is_file():
+        from transformers.utils import cached_file
+
+        found = cached_file(source, MANIFEST_NAME, _raise_exceptions_for_missing_entries=False)
+        manifest_file = Path(found) if found else manifest_file
+    if manifest_file.is_file():
+        manifest = Manifest.load(manifest_file.parent)
+    else:
+        manifest = Manifest.for_model(model.config, tokenizer, base_model=str(name_or_path))
+        log.warning("%s has no %s; assuming %s", name_or_path, MANIFEST_NAME, manifest.describe())
+    if tokenizer.pad_token_id is None:
+        # Scoring pools by the attention mask, so any id works as filler; eos is the usual one.
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+        log.warning("%s: tokenizer has no pad token; padding with %r (masked out, never read)",
+                    name_or_path, tokenizer.pad_token)
+    if model.config.get_text_config().pad_token_id is None:
+        model.config.get_text_config().pad_token_id = tokenizer.pad_token_id
+        model.config.pad_token_id = tokenizer.pad_token_id
+    if getattr(model.config, "type_vocab_size", 1) > 1 and getattr(model.config, "sep_token_id", None) is None:
+        model.config.sep_token_id = tokenizer.sep_token_id
+    model.eval()
+    if device is not None:
+        model.to(device)
+    path = Path(source) if Path(source).exists() else None
+    return RewardModel(model=model, tokenizer=tokenizer, manifest=manifest, path=path)
+
+
+def init_reward_model(base: str | Path, *, max_length: int | None = None, truncation_side: str = "left",
+                      chat_template: str | None = None, dtype=None, trust_remote_code: bool = False) -> RewardModel:
+    """A fresh reward model from a base LM or encoder: the same backbone plus an untrained 1-output head.
+
+    Adds a real pad token distinct from eos when the tokenizer has none (or pads with eos) and
+    grows the embeddings for it; gives decoders without a chat template `chat_template` or the
+    supplied ChatML one; picks input format and pooling by architecture (see Manifest.for_model).
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    source = _resolve(base)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=1, dtype=_model_dtype(dtype), trust_remote_code=trust_remote_code,
+            use_safetensors=True)
+    except OSError as e:
+        raise RewardsmithError(f"{base}: cannot load ({str(e).splitlines()[0]}); give a local model folder "
+                               "or an embedded name (multilingual-e5-small, gemma-3-270m, smollm2-135m-instruct)") from None
+    except ValueError as e:  # an architecture transformers has no sequence-classification class for
+        raise RewardsmithError(f"{base}: {str(e).splitlines()[0]}") from None
+    manifest = Manifest.for_model(model.config, tokenizer, max_length=max_length, truncation_side=truncation_side,
+                                  chat_template=chat_template, base_model=str(base))
+    if manifest.input_format == "chat_template":
+        if tokenizer.pad_token_id is None or tokenizer.pad_token_id in _eos_ids(model.config, tokenizer):
+            # pad == eos makes "last non-pad token" pooling skip a real final eos (the Llama trap).
+            tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
+            rows = model.get_input_embeddings().num_embeddings
+            if tokenizer.pad_token_id >= rows:
+                model.resize_token_embeddings(tokenizer.pad_token_id + 1, mean_resizing=False)
+        tokenizer.chat_template = manifest.chat_template
+    elif tokenizer.pad_token_id is None:
+        raise RewardsmithError(f"{base}: encoder tokenizer has no pad token; set pad_token in tokenizer_config.json")
+    tokenizer.truncation_side = manifest.truncation_side
+    tokenizer.model_max_length = manifest.max_length
+    _set_reward_config(model, tokenizer)
+    model.eval()
+    return RewardModel(model=model, tokenizer=tokenizer, manifest=manifest, path=None)
+
+
+def save_reward_model(rm: RewardModel, out_dir: str | Path, *, score_stats: tuple[float, float] | None = None) -> Path:
+    """Write config.json (num_labels=1, problem_type="regression"), safetensors weights, tokenizer
+    files (with the chat template) and rewardsmith.json into `out_dir`; returns it.
+
+    score_stats: (mean, std) of the model's scores on its training data, kept for calibration.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if score_stats is not None:
+        rm.manifest = rm.manifest.with_score_stats(*score_stats)
+    _set_reward_config(rm.model, rm.tokenizer)
+    if rm.manifest.chat_template:
+        rm.tokenizer.chat_template = rm.manifest.chat_template
+    rm.model.save_pretrained(out)
+    rm.tokenizer.save_pretrained(out)
+    rm.manifest.save(out)
+    rm.path = out
+    return out
+
+
+def reward_forward(model, input_ids: "torch.Tensor", attention_mask: "torch.Tensor") -> "torch.Tensor":
+    """Rewards (B,) in float32 for a padded batch, under left or right padding.
+
+    Decoders: the backbone's hidden state at each row's last real token (the rightmost 1 in the
+    mask, whatever the pad id) goes through the score head; left-padded rows get position ids
+    that start at 0 on their first real token, so padding never changes a score.
+    Encoders: the model's own [CLS] head.
+    """
+    import torch
+
+    head = getattr(model, "score", None)
+    if head is None:  # encoders: the model's own [CLS] pooler + classifier
+        return model(input_ids=input_ids, attention_mask=attention_mask, **_encoder_extras(model, input_ids, attention_mask)).logits[:, 0].float()
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
+                              position_ids=position_ids, use_cache=False).last_hidden_state  # (B, T, H)
+    columns = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    last = (columns * attention_mask).argmax(-1)  # (B,) index of the last real token
+    pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # (B, H)
+    return head(pooled)[:, 0].float()
+
+
+def _encoder_extras(model, input_ids: "torch.Tensor", attention_mask: "torch.Tensor") -> dict:
+    """token_type_ids and position_ids an encoder needs to score a padded batch like single inputs.
+
+    Segment ids: models with type_vocab_size > 1 (BERT) were trained with 1 on the response,
+    i.e. every token after the first [SEP] (`[CLS] a [SEP] b [SEP]` -> 0...0 1...1), which is what
+    the tokenizer's pair encoding gives; config.sep_token_id is set by init/load for this.
+    Positions: under left padding a BERT row must still start at position 0; RoBERTa-family
+    models derive positions from the pad id themselves and are left alone.
+    """
+    config = model.config
+    extras = {}
+    sep = getattr(config, "sep_token_id", None)
+    if getattr(config, "type_vocab_size", 1) > 1 and sep is not None:
+        seen_sep = (input_ids == sep).long().cumsum(-1)  # (B, T) number of [SEP] up to and including t
+        extras["token_type_ids"] = ((seen_sep - (input_ids == sep).long()) > 0).long()  # strictly before t
+    if bool((attention_mask[:, 0] == 0).any()) and config.model_type not in POSITION_OFFSET_TYPES:
+        extras["position_ids"] = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    return extras
