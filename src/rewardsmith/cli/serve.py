@@ -1,0 +1,88 @@
+"""`rewardsmith serve MODEL`: the HTTP reward server (FastAPI + uvicorn) for one reward model."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+EPILOG = """examples:
+  rewardsmith serve out/rm-ja
+  rewardsmith serve out/rm-ko --port 5000 --api-key "$RM_KEY"
+  rewardsmith serve out/rm --host 0.0.0.0 --precision fp32 --max-items 64
+
+  curl -s localhost:8000/score -H 'Content-Type: application/json' \\
+       -d '{"items": [{"prompt": "卵のゆで方は?", "response": "9分ゆでます。"}]}'
+  curl -s localhost:8000/best-of-n -H 'Content-Type: application/json' \\
+       -d '{"prompt": "한국의 수도는?", "responses": ["서울입니다.", "부산입니다."]}'
+
+OpenRLHF: --remote_rm_url http://127.0.0.1:8000/get_reward
+Endpoints and bodies: http://127.0.0.1:8000/docs once the server runs; metrics at /metrics.
+The server binds 127.0.0.1 unless --host says otherwise. The API key can also come from the
+environment variable REWARDSMITH_API_KEY (keeps it out of the process list).
+"""
+
+
+def register(subparsers) -> None:
+    from rewardsmith.serve.config import ServeConfig
+
+    d = ServeConfig()
+    p = subparsers.add_parser(
+        "serve",
+        help="serve a reward model over HTTP (score, compare, best-of-n, OpenRLHF /get_reward)",
+        description="Serve one reward model over HTTP with dynamic batching: concurrent requests are "
+        "scored together by one worker that owns the model.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", help="a reward model folder (or an embedded name / hub id)")
+    p.add_argument("--host", default=d.host, help="address to bind (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=int, default=d.port, help="port (default: %(default)s)")
+    p.add_argument("--api-key", default=None,
+                   help="require 'Authorization: Bearer KEY' on POST endpoints (default: $REWARDSMITH_API_KEY, else none)")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=d.precision,
+                   help="scoring precision; auto = bf16 where the hardware has it (default: %(default)s)")
+    p.add_argument("--token-budget", type=int, default=d.token_budget,
+                   help="padded tokens per forward pass (rows x longest) (default: %(default)s)")
+    p.add_argument("--max-items", type=int, default=d.max_items, help="items per request (default: %(default)s)")
+    p.add_argument("--max-chars", type=int, default=d.max_chars,
+                   help="characters per item, conversation + response; tokens beyond the model's max_length "
+                   "are truncated by its manifest (default: %(default)s)")
+    p.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes,
+                   help="request body size (default: %(default)s)")
+    p.add_argument("--request-timeout", type=float, default=d.request_timeout,
+                   help="seconds a request may wait for its scores before a 503 (default: %(default)s)")
+    p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms,
+                   help="how long an idle worker waits to batch concurrent requests (default: %(default)s)")
+    p.add_argument("--max-batch-items", type=int, default=d.max_batch_items,
+                   help="items gathered into one scorer call (default: %(default)s)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from rewardsmith.serve.config import ServeConfig
+
+    config = ServeConfig(
+        host=args.host, port=args.port, api_key=args.api_key or os.environ.get("REWARDSMITH_API_KEY") or None,
+        max_items=args.max_items, max_chars=args.max_chars, max_body_bytes=args.max_body_bytes,
+        request_timeout=args.request_timeout, max_wait_ms=args.max_wait_ms, max_batch_items=args.max_batch_items,
+        token_budget=args.token_budget, precision=args.precision,
+    ).check()  # before the slow model load: a typo fails in a second, not a minute
+    try:
+        import uvicorn
+
+        from rewardsmith.serve.app import create_app
+    except ImportError as e:
+        from rewardsmith.errors import RewardsmithError
+
+        raise RewardsmithError(f"the server needs {e.name}; install it with: pip install 'rewardsmith[serve]'") from None
+    from rewardsmith.models import load_reward_model
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    rm = load_reward_model(args.model)
+    app = create_app(rm, config, name=str(args.model))
+    if config.host not in ("127.0.0.1", "localhost", "::1") and config.api_key is None:
+        logging.getLogger("rewardsmith.serve").warning(
+            "listening on %s without --api-key: anyone who can reach this port can use the model", config.host)
+    uvicorn.run(app, host=config.host, port=config.port, log_level="info", timeout_graceful_shutdown=10)
+    return 0
