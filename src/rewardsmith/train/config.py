@@ -1,0 +1,316 @@
+"""The typed, frozen configuration of `rewardsmith train`, loaded from YAML plus `--key value` overrides.
+
+Validation happens once, here, and every problem is reported together in one `RewardsmithError`
+(file, field, value, fix), so a user fixes a config in one pass. Nothing below this module reads
+the YAML again or rewrites a user's setting.
+
+Example (configs/e5-small-cpu.yaml):
+
+    model: multilingual-e5-small
+    train_data:
+      - {source: ../shared/data/hh-rlhf-test, limit: 1500}
+    max_length: 256
+    batch_size: 16
+    lr: 3.0e-5
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rewardsmith.errors import RewardsmithError
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """One source of preference pairs, handed to `rewardsmith.data.load_pairs` as is."""
+
+    source: str
+    format: str | None = None
+    split: str | None = None
+    preset: str | None = None
+    limit: int | None = None  # keep at most this many pairs, a seeded random sample
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """LoRA adapters via peft; the score head is always trained fully and saved with the adapter."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] | str = "all-linear"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str  # embedded name, local folder or hub id: all go through init_reward_model
+    train_data: tuple[DataSpec, ...]
+    output_dir: str
+    val_data: tuple[DataSpec, ...] = ()
+    val_fraction: float = 0.05  # held out from train_data by prompt when val_data is empty
+    max_length: int = 1024  # pairs whose chosen or rejected input is longer are dropped and counted
+    over_length: str = "drop"  # drop | truncate (cut the prompt on the manifest's side; counted)
+    # Optimisation. batch_size counts pairs per optimizer step over all processes;
+    # gradient accumulation = batch_size / (micro_batch_size * processes).
+    batch_size: int = 32
+    micro_batch_size: int = 8
+    lr: tuple[float, ...] = (5e-6,)  # several values = the card's sweep, best by validation accuracy
+    lr_end: float = 0.0  # linear decay from lr to lr_end (the Korean card: 1e-5 -> 1e-6)
+    warmup_ratio: float = 0.03
+    epochs: float = 1.0
+    max_steps: int | None = None  # stop earlier than `epochs` (optimizer steps)
+    weight_decay: float = 0.0
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    max_grad_norm: float | None = 1.0
+    # Loss.
+    use_margin: bool = False  # subtract each pair's `margin` (0 when a pair has none)
+    center_rewards_coef: float | None = None
+    # Model.
+    precision: str = "auto"  # auto (bf16 where the hardware has it) | bf16 | fp32
+    freeze_embeddings: bool = False  # the word-embedding table; most of a small model's optimizer cost
+    disable_dropout: bool = True  # as TRL's RewardConfig: dropout adds noise to r_c - r_r
+    lora: LoraSpec | None = None
+    group_by_length: bool = True
+    # Bookkeeping.
+    seed: int = 42
+    log_every: int = 10
+    eval_every: int = 0  # steps; 0 = only at the end
+    checkpoint_every: int = 0  # steps; 0 = only at the end
+    keep_checkpoints: int = 2
+
+    @property
+    def is_sweep(self) -> bool:
+        return len(self.lr) > 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a YAML file (or none), apply `overrides` (dotted keys, e.g. {"lora.r": 8}), validate.
+
+    Raises RewardsmithError listing every problem found, each with the file and the field.
+    """
+    import yaml
+
+    where = str(path) if path else "<command line>"
+    raw: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise RewardsmithError(f"{p}: config file not found; pass --config with a YAML file (see configs/)")
+        try:
+            raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise RewardsmithError(f"{p}: not valid YAML: {e}") from None
+        if not isinstance(raw, dict):
+            raise RewardsmithError(f"{p}: the top level must be a mapping of settings, got {type(raw).__name__}")
+    for key, value in (overrides or {}).items():
+        target = raw
+        *parents, leaf = key.replace("-", "_").split(".")
+        for name in parents:
+            if not isinstance(target.get(name), dict):
+                target[name] = {}  # e.g. `lora: true` plus --lora.r 8
+            target = target[name]
+        target[leaf] = value
+    return _validate(raw, where)
+
+
+def parse_overrides(tokens: list[str]) -> dict[str, Any]:
+    """`["--lr", "1e-5", "--lora.r", "8"]` -> {"lr": 1e-05, "lora.r": 8}; values parsed as YAML scalars."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    errors = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if not tok.startswith("--") or len(tok) < 3:
+            errors.append(f"{tok!r}: overrides are `--key value` pairs (e.g. --max_length 256)")
+            i += 1
+            continue
+        key, eq, inline = tok[2:].partition("=")
+        if eq:
+            value_text = inline
+            i += 1
+        elif i + 1 < len(tokens):
+            value_text = tokens[i + 1]
+            i += 2
+        else:
+            errors.append(f"--{key}: missing a value")
+            break
+        try:
+            out[key] = yaml.safe_load(value_text)
+        except yaml.YAMLError:
+            out[key] = value_text
+    if errors:
+        raise RewardsmithError("; ".join(errors))
+    return out
+
+
+def _validate(raw: dict[str, Any], where: str) -> TrainConfig:
+    errors: list[str] = []
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+    def err(name: str, msg: str) -> None:
+        errors.append(f"{where}: {name}: {msg}")
+
+    for name in raw:
+        if name not in fields:
+            close = [f for f in fields if f.startswith(name[:3])]
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            err(name, f"unknown setting{hint}")
+    for name in ("model", "train_data", "output_dir"):
+        if raw.get(name) in (None, "", []):
+            err(name, "required; set it in the config file or with --" + name)
+
+    values: dict[str, Any] = {}
+    for name, f in fields.items():
+        if name not in raw or name in ("train_data", "val_data", "lr", "lora", "adam_betas"):
+            continue
+        v = raw[name]
+        default = f.default
+        kind = type(default) if default is not dataclasses.MISSING and default is not None else None
+        if name in ("model", "output_dir", "precision", "over_length"):
+            kind = str
+        elif name in ("max_steps",):
+            kind = int
+        elif name in ("center_rewards_coef", "max_grad_norm"):
+            kind = float
+        if kind is float and isinstance(v, str):
+            v = _float_or_same(v)  # PyYAML reads `5e-6` (no dot) as a string
+        if v is None and default is None:
+            values[name] = None
+        elif kind is float and isinstance(v, int | float) and not isinstance(v, bool):
+            values[name] = float(v)
+        elif kind is not None and isinstance(v, kind) and not (kind is int and isinstance(v, bool)):
+            values[name] = v
+        else:
+            err(name, f"expected {kind.__name__ if kind else 'a value'}, got {v!r}")
+
+    values["train_data"] = _data_specs(raw.get("train_data"), "train_data", err)
+    values["val_data"] = _data_specs(raw.get("val_data") or [], "val_data", err)
+    values["lr"] = _lrs(raw.get("lr", list(fields["lr"].default)), err)
+    if "adam_betas" in raw:
+        b = raw["adam_betas"]
+        if isinstance(b, list | tuple) and len(b) == 2 and all(isinstance(x, int | float) and 0 <= x < 1 for x in b):
+            values["adam_betas"] = (float(b[0]), float(b[1]))
+        else:
+            err("adam_betas", f"expected two numbers in [0, 1), e.g. [0.9, 0.999]; got {b!r}")
+    if raw.get("lora") not in (None, False):
+        values["lora"] = _lora(raw["lora"], err)
+
+    # Ranges and relations between fields.
+    v = {**{n: f.default for n, f in fields.items() if f.default is not dataclasses.MISSING}, **values}
+    for name in ("max_length", "batch_size", "micro_batch_size", "keep_checkpoints"):
+        if isinstance(v.get(name), int) and v[name] < 1:
+            err(name, f"must be >= 1, got {v[name]}")
+    for name in ("log_every", "eval_every", "checkpoint_every"):
+        if isinstance(v.get(name), int) and v[name] < 0:
+            err(name, f"must be >= 0, got {v[name]}")
+    if isinstance(v.get("batch_size"), int) and isinstance(v.get("micro_batch_size"), int) and v["micro_batch_size"] >= 1:
+        if v["batch_size"] % v["micro_batch_size"]:
+            err("batch_size", f"{v['batch_size']} is not a multiple of micro_batch_size {v['micro_batch_size']}; "
+                "gradient accumulation needs equal micro-batches")
+    if not 0 <= v.get("val_fraction", 0) < 1:
+        err("val_fraction", f"must be in [0, 1), got {v['val_fraction']}")
+    if not v.get("val_data") and v.get("val_fraction") == 0:
+        err("val_fraction", "0 with no val_data leaves nothing to validate on; set val_fraction (e.g. 0.05) or val_data")
+    if not 0 <= v.get("warmup_ratio", 0) < 1:
+        err("warmup_ratio", f"must be in [0, 1), got {v['warmup_ratio']}")
+    if isinstance(v.get("epochs"), float) and v["epochs"] <= 0:
+        err("epochs", f"must be > 0, got {v['epochs']}")
+    if v.get("max_steps") is not None and isinstance(v["max_steps"], int) and v["max_steps"] < 1:
+        err("max_steps", f"must be >= 1 or null, got {v['max_steps']}")
+    if v.get("precision") not in _PRECISIONS:
+        err("precision", f"{v.get('precision')!r} is not one of {', '.join(_PRECISIONS)}")
+    if isinstance(v.get("lr_end"), float) and v["lr"] and v["lr_end"] > min(v["lr"]):
+        err("lr_end", f"{v['lr_end']} is above lr {min(v['lr'])}; the schedule decays from lr to lr_end")
+    if v.get("over_length") not in ("drop", "truncate"):
+        err("over_length", f"{v.get('over_length')!r} is not one of drop, truncate")
+    if v.get("lora") and v.get("freeze_embeddings"):
+        err("freeze_embeddings", "LoRA already freezes every base weight; drop freeze_embeddings or lora")
+
+    if errors:
+        raise RewardsmithError(f"{len(errors)} problem(s) in the training config:\n  " + "\n  ".join(errors))
+    return TrainConfig(**values)
+
+
+def _float_or_same(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _data_specs(raw: Any, name: str, err) -> tuple[DataSpec, ...]:
+    if raw is None:
+        return ()
+    if isinstance(raw, str | dict):
+        raw = [raw]
+    if not isinstance(raw, list):
+        err(name, f"expected a list of sources, got {raw!r}")
+        return ()
+    keys = {f.name for f in dataclasses.fields(DataSpec)}
+    specs = []
+    for i, item in enumerate(raw):
+        if isinstance(item, str):
+            item = {"source": item}
+        if not isinstance(item, dict) or not isinstance(item.get("source"), str):
+            err(f"{name}[{i}]", f"expected a path/id or {{source: ..., preset: ..., limit: ...}}, got {item!r}")
+            continue
+        unknown = set(item) - keys
+        if unknown:
+            err(f"{name}[{i}]", f"unknown key(s) {sorted(unknown)}; allowed: {sorted(keys)}")
+            continue
+        limit = item.get("limit")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+            err(f"{name}[{i}].limit", f"expected a positive integer, got {limit!r}")
+            continue
+        specs.append(DataSpec(**item))
+    return tuple(specs)
+
+
+def _lrs(raw: Any, err) -> tuple[float, ...]:
+    items = raw.split(",") if isinstance(raw, str) else raw if isinstance(raw, list | tuple) else [raw]
+    out = []
+    for x in items:
+        try:
+            value = float(x)
+        except (TypeError, ValueError):
+            err("lr", f"{x!r} is not a number; use e.g. 5e-6 or a sweep 8e-7,1e-6,2.5e-6,5e-6")
+            continue
+        if not 0 < value < 1:
+            err("lr", f"{value} is outside (0, 1)")
+        out.append(value)
+    if not out:
+        err("lr", "no learning rate given")
+    return tuple(out)
+
+
+def _lora(raw: Any, err) -> LoraSpec | None:
+    if raw is True:
+        return LoraSpec()
+    if not isinstance(raw, dict):
+        err("lora", f"expected true or a mapping {{r, alpha, dropout, target_modules}}, got {raw!r}")
+        return None
+    keys = {f.name for f in dataclasses.fields(LoraSpec)}
+    unknown = set(raw) - keys
+    if unknown:
+        err("lora", f"unknown key(s) {sorted(unknown)}; allowed: {sorted(keys)}")
+        return None
+    targets = raw.get("target_modules", LoraSpec.target_modules)
+    if isinstance(targets, list):
+        targets = tuple(targets)
+    spec = LoraSpec(**{**raw, "target_modules": targets})
+    if not isinstance(spec.r, int) or spec.r < 1:
+        err("lora.r", f"expected a positive integer, got {spec.r!r}")
+    return spec

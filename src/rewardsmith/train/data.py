@@ -1,0 +1,158 @@
+"""Training data: preference pairs -> token ids -> length-grouped (2B, T) batches.
+
+Every sequence is built by `rewardsmith.models.encode`, the one input format shared with scoring,
+evaluation and serving. This module only decides which pairs are kept (length), which are held
+out (by prompt), and in which order and groups they are seen (seeded, so a resumed run sees the
+same order).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+
+from rewardsmith.data.record import PreferencePair
+
+
+@dataclass(frozen=True)
+class EncodedPair:
+    """A pair as token ids. `margin` is 0.0 when the source gave none."""
+
+    chosen: list[int]
+    rejected: list[int]
+    margin: float
+    language: str
+
+    @property
+    def length(self) -> int:  # both rows of a pair share the batch's padded length
+        return max(len(self.chosen), len(self.rejected))
+
+
+@dataclass
+class EncodeReport:
+    """What happened to each pair on the way to token ids, by language."""
+
+    kept: Counter = field(default_factory=Counter)
+    dropped_for_length: Counter = field(default_factory=Counter)
+    truncated: Counter = field(default_factory=Counter)
+
+    def summary(self) -> str:
+        langs = sorted(set(self.kept) | set(self.dropped_for_length) | set(self.truncated))
+        parts = [
+            f"{lang}: kept {self.kept[lang]}, dropped for length {self.dropped_for_length[lang]}"
+            + (f", prompt truncated {self.truncated[lang]}" if self.truncated[lang] else "")
+            for lang in langs
+        ]
+        return "; ".join(parts) or "no pairs"
+
+    def to_dict(self) -> dict:
+        return {"kept": dict(self.kept), "dropped_for_length": dict(self.dropped_for_length),
+                "truncated": dict(self.truncated)}
+
+
+def encode_pairs(pairs: list[PreferencePair], tokenizer, manifest,
+                 over_length: str = "drop") -> tuple[list[EncodedPair], EncodeReport]:
+    """Encode both sides of every pair with `models.encode` at `manifest.max_length`.
+
+    over_length="drop": a pair is dropped (counted by language) when either side did not fit.
+    "truncate": the prompt is cut on the manifest's truncation side (counted as truncated);
+    a pair is still dropped when a response alone does not fit, since a cut answer is not the
+    answer the label was given for. Returns the encoded pairs (input order kept) and the report.
+    """
+    from rewardsmith.models import TruncationStats, encode
+
+    report = EncodeReport()
+    out = []
+    stats = TruncationStats()
+    quiet = logging.getLogger("rewardsmith.models.formatting")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # each cut is counted below, not logged once per sequence
+    try:
+        for pair in pairs:
+            lang = pair.language or "unknown"
+            before = (stats.prompt_truncated, stats.response_truncated)
+            ids = [encode(tokenizer, manifest, conv, resp, stats=stats)
+                   for conv, resp in (pair.chosen_conversation(), pair.rejected_conversation())]
+            prompt_cut = stats.prompt_truncated > before[0]
+            response_cut = stats.response_truncated > before[1]
+            if response_cut or (prompt_cut and over_length == "drop"):
+                report.dropped_for_length[lang] += 1
+                continue
+            if prompt_cut:
+                report.truncated[lang] += 1
+            report.kept[lang] += 1
+            out.append(EncodedPair(ids[0], ids[1], float(pair.margin or 0.0), lang))
+    finally:
+        quiet.setLevel(level)
+    return out, report
+
+
+def split_by_prompt(pairs: list[PreferencePair], fraction: float, seed: int
+                    ) -> tuple[list[PreferencePair], list[PreferencePair]]:
+    """Hold out about `fraction` of the pairs, whole prompts at a time -> (train, validation).
+
+    Pairs that share a prompt (e.g. MT-Bench: 80 questions, many model pairs each) go to the same
+    side, so validation accuracy is measured on prompts the model never saw. The choice is a hash
+    of (seed, prompt), so it does not depend on the order or the number of pairs.
+    """
+    train, val = [], []
+    for pair in pairs:
+        key = json.dumps([seed, pair.prompt], ensure_ascii=False, sort_keys=True).encode()
+        u = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
+        (val if u < fraction else train).append(pair)
+    return train, val
+
+
+def sample(pairs: list, limit: int | None, seed: int) -> list:
+    """At most `limit` items, a seeded random sample in the original order (all when limit is None)."""
+    if limit is None or len(pairs) <= limit:
+        return pairs
+    keep = sorted(random.Random(seed).sample(range(len(pairs)), limit))
+    return [pairs[i] for i in keep]
+
+
+def micro_batches(lengths: list[int], micro_batch_size: int, seed: int, epoch: int,
+                  group_by_length: bool = True, group_factor: int = 64) -> list[list[int]]:
+    """The epoch's micro-batches of pair indices, each exactly `micro_batch_size` long.
+
+    Length grouping (as TRL/HF `group_by_length`): shuffle, cut into mega-groups of
+    `group_factor * micro_batch_size` pairs, sort each by length, slice into micro-batches, then
+    shuffle the micro-batches. Neighbours in a micro-batch have similar lengths, so little compute
+    goes to padding, while the order stays random. The remainder (< micro_batch_size) is left out.
+    The result depends only on (lengths, micro_batch_size, seed, epoch): the number of
+    processes does not change it, and a resumed run rebuilds the same list.
+    """
+    rng = random.Random(seed * 1_000_003 + epoch)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    order = order[: len(order) - len(order) % micro_batch_size]
+    if group_by_length:
+        size = group_factor * micro_batch_size
+        order = [i for s in range(0, len(order), size)
+                 for i in sorted(order[s:s + size], key=lambda i: -lengths[i])]
+    batches = [order[s:s + micro_batch_size] for s in range(0, len(order), micro_batch_size)]
+    if group_by_length:
+        rng.shuffle(batches)
+    return batches
+
+
+def make_batch(pairs: list[EncodedPair], pad_id: int, padding_side: str = "right") -> dict:
+    """B pairs -> {"input_ids", "attention_mask": (2B, T), "margin": (B,), "tokens", "padded"}.
+
+    Rows 0..B-1 are the chosen inputs, rows B..2B-1 the rejected inputs of the same pairs, so one
+    forward pass scores both (the layout `loss.bradley_terry_loss` expects).
+    """
+    import torch
+
+    from rewardsmith.models import collate
+
+    sequences = [p.chosen for p in pairs] + [p.rejected for p in pairs]
+    batch = dict(collate(sequences, pad_id, padding_side))
+    batch["margin"] = torch.tensor([p.margin for p in pairs], dtype=torch.float32)
+    batch["tokens"] = sum(len(s) for s in sequences)  # real tokens
+    batch["padded"] = int(batch["input_ids"].numel())  # tokens computed, padding included
+    return batch

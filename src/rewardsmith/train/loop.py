@@ -1,0 +1,475 @@
+"""`train(config)`: preference pairs -> a reward model folder. Plain PyTorch, read top to bottom.
+
+    setup    data (load, hold out by prompt, encode, count what length drops), model (init,
+             freeze / LoRA, no dropout), AdamW + linear warm-up/decay, accelerate
+    loop     per optimizer step: `accum` micro-batches of (2B, T) on each process, BT loss,
+             clip, step; log loss / accuracy / tokens/s / padding
+    eval     validation accuracy and loss every `eval_every` steps and at the end
+    save     a checkpoint every `checkpoint_every` steps and at the end (model, optimizer,
+             scheduler, RNG of every process, step); the final model via `save_reward_model`
+
+`accelerate` does device placement, bf16 autocast and multi-process gradient averaging; the loop
+itself is ordinary PyTorch, so DeepSpeed/FSDP come from `accelerate launch --config_file ...`
+(docs/training.md). Determinism: the data order is a function of (seed, epoch) alone and each
+step uses the same micro-batches whatever the number of processes, so a resumed run and a
+2-process run reproduce a single uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from rewardsmith.errors import RewardsmithError
+from rewardsmith.train.config import TrainConfig
+from rewardsmith.train.data import (EncodedPair, EncodeReport, encode_pairs, make_batch, micro_batches, sample,
+                                    split_by_prompt)
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+STATE_FILE = "trainer_state.json"
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    steps: int
+    validation: dict  # accuracy, loss, n, ci95 and the same per language
+    tokens_per_second: float  # real (non-pad) training tokens per second of training
+    padding_fraction: float  # share of computed training tokens that were padding
+    train_seconds: float
+    encode_report: dict
+
+
+def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Train one reward model as `config` says; returns the final validation metrics.
+
+    resume=True continues from the newest checkpoint in `config.output_dir/checkpoints` and ends
+    with the same weights as an uninterrupted run. Raises RewardsmithError for user problems
+    (no data left, a resume with a different config, ...).
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    from rewardsmith.loss import bradley_terry_loss
+    from rewardsmith.models import init_reward_model
+
+    if config.is_sweep:
+        raise RewardsmithError(f"lr has {len(config.lr)} values; run the sweep with rewardsmith.train.sweep.sweep")
+    lr = config.lr[0]
+    out = Path(config.output_dir)
+
+    # ---------------------------------------------------------------- setup
+    accelerator = Accelerator(mixed_precision=_mixed_precision(config.precision))
+    main = accelerator.is_main_process
+    world = accelerator.num_processes
+    per_step = config.batch_size // config.micro_batch_size  # micro-batches per optimizer step
+    if per_step % world:
+        raise RewardsmithError(
+            f"batch_size {config.batch_size} / micro_batch_size {config.micro_batch_size} = {per_step} micro-batches "
+            f"per step cannot be shared by {world} processes; make it a multiple of {world}")
+    accum = per_step // world
+    set_seed(config.seed)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        _check_resume(out, config, resume)
+
+    rm = init_reward_model(config.model, max_length=config.max_length)
+    tokenizer, model, manifest = rm.tokenizer, rm.model, rm.manifest
+    train_pairs, val_pairs, report, val_report = _load_data(config, tokenizer, manifest)
+    if main:
+        log.info("train pairs: %s", report.summary())
+        log.info("validation pairs: %s", val_report.summary())
+    if len(train_pairs) < config.batch_size:
+        raise RewardsmithError(
+            f"only {len(train_pairs)} training pairs left after the length filter ({report.summary()}); "
+            f"need at least batch_size={config.batch_size}: add data, raise max_length or set over_length: truncate")
+    if not val_pairs:
+        raise RewardsmithError("no validation pairs: add val_data or raise val_fraction")
+
+    steps_per_epoch = len(train_pairs) // config.micro_batch_size // per_step
+    total_steps = max(1, math.ceil(steps_per_epoch * config.epochs))
+    if config.max_steps:
+        total_steps = min(total_steps, config.max_steps)
+    warmup = int(config.warmup_ratio * total_steps)
+
+    model.float()  # fp32 master weights; bf16 comes from autocast
+    _prepare_for_training(model, config)
+    if config.lora:
+        model = _apply_lora(model, config)
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    no_decay = [p for n, p in trainable if p.ndim < 2]  # biases and norms are not decayed
+    decay = [p for n, p in trainable if p.ndim >= 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr, betas=config.adam_betas, eps=config.adam_eps)
+    end_ratio = config.lr_end / lr
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: _linear_schedule(s, warmup, total_steps, end_ratio))
+    # The scheduler is stepped by hand, not prepared: a prepared scheduler steps once per process.
+    model, optimizer = accelerator.prepare(RewardModule(model), optimizer)
+    accelerator.register_for_checkpointing(scheduler)
+
+    step = 0
+    if resume:
+        ckpt = latest_checkpoint(out)
+        if ckpt is not None:
+            accelerator.load_state(str(ckpt))
+            step = json.loads((ckpt / STATE_FILE).read_text())["step"]
+            if main:
+                _truncate_metrics(out / "metrics.jsonl", step)
+                log.info("resumed from %s (step %d of %d)", ckpt, step, total_steps)
+
+    writer = _Metrics(out, enabled=main)
+    if main:
+        n_trainable = sum(p.numel() for _, p in trainable)
+        n_total = sum(p.numel() for p in model.parameters())
+        log.info("training %s: %d steps, %d pairs/step (%d processes x %d micro-batches x %d pairs), "
+                 "%.1fM of %.1fM parameters trainable, precision %s", config.model, total_steps, config.batch_size,
+                 world, accum, config.micro_batch_size, n_trainable / 1e6, n_total / 1e6,
+                 accelerator.mixed_precision)
+
+    # ---------------------------------------------------------------- loop
+    # Right padding everywhere: encoders read [CLS] at 0; decoders pool the last real token by mask.
+    pad_id, padding_side = rm.pad_id, "right"
+    lengths = [p.length for p in train_pairs]
+    epoch_batches: dict[int, list[list[int]]] = {}
+    tokens = padded = 0
+    train_time = 0.0
+    val = None
+    bar = _progress(total_steps, step, enabled=main and progress)
+    model.train()
+    while step < total_steps:
+        t0 = time.perf_counter()
+        epoch, index = divmod(step, steps_per_epoch)
+        if epoch not in epoch_batches:
+            epoch_batches = {epoch: micro_batches(lengths, config.micro_batch_size, config.seed, epoch,
+                                                  config.group_by_length)}
+        step_batches = epoch_batches[epoch][index * per_step:(index + 1) * per_step]
+        mine = step_batches[accelerator.process_index::world]  # this process's `accum` micro-batches
+        stats = torch.zeros(4)  # loss sum, correct, pairs, real tokens — summed over processes below
+        step_padded = 0
+        for j, indices in enumerate(mine):
+            batch = make_batch([train_pairs[i] for i in indices], pad_id, padding_side)
+            sync = j == len(mine) - 1  # gradients are all-reduced once, after the last micro-batch
+            with contextlib.nullcontext() if sync else accelerator.no_sync(model):
+                rewards = model(batch["input_ids"].to(accelerator.device),
+                                batch["attention_mask"].to(accelerator.device))  # (2B,) chosen, then rejected
+                loss = bradley_terry_loss(rewards, batch["margin"] if config.use_margin else None,
+                                          config.center_rewards_coef)
+                accelerator.backward(loss / accum)  # mean over the step's pairs: micro-batches are equal
+            chosen, rejected = rewards.detach().reshape(2, -1)
+            stats += torch.tensor([loss.item() * len(indices), (chosen > rejected).sum().item(), len(indices),
+                                   batch["tokens"]])
+            step_padded += batch["padded"]
+        if config.max_grad_norm:
+            accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+
+        stats = accelerator.reduce(torch.cat([stats, torch.tensor([float(step_padded)])]).to(accelerator.device),
+                                   reduction="sum").cpu()
+        elapsed = time.perf_counter() - t0
+        train_time += elapsed
+        tokens += int(stats[3])
+        padded += int(stats[4])
+        row = {"step": step, "epoch": step / steps_per_epoch, "loss": float(stats[0] / stats[2]),
+               "accuracy": float(stats[1] / stats[2]), "lr": scheduler.get_last_lr()[0],
+               "tokens_per_second": float(stats[3] / elapsed), "padding_fraction": float(1 - stats[3] / stats[4])}
+        if bar:
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.2f}",
+                            tok_s=f"{row['tokens_per_second']:.0f}")
+        if config.log_every and step % config.log_every == 0 or step == total_steps:
+            writer.write("train", row)
+
+        # ------------------------------------------------------------ eval and checkpoint
+        if config.eval_every and step % config.eval_every == 0 and step < total_steps:
+            val = evaluate_pairs(model, val_pairs, accelerator, pad_id, padding_side, config.micro_batch_size * 2)
+            writer.write("val", {"step": step, **_flat(val)})
+            model.train()
+        if config.checkpoint_every and step % config.checkpoint_every == 0 or step == total_steps:
+            _save_checkpoint(accelerator, out, step, config.keep_checkpoints)
+    if bar:
+        bar.close()
+
+    # ---------------------------------------------------------------- final eval and save
+    val, val_rewards = evaluate_pairs(model, val_pairs, accelerator, pad_id, padding_side,
+                                      config.micro_batch_size * 2, return_rewards=True)
+    writer.write("val", {"step": step, **_flat(val)})
+    writer.close()
+    result = TrainResult(out, step, val, tokens / train_time if train_time else 0.0,
+                         1 - tokens / padded if padded else 0.0, train_time,
+                         {"train": report.to_dict(), "validation": val_report.to_dict()})
+    accelerator.wait_for_everyone()
+    if main:
+        final = accelerator.unwrap_model(model).model
+        r = torch.tensor(val_rewards)
+        _save_final(final, tokenizer, manifest, out, config, (r.mean().item(), r.std().item()))
+        (out / "train_result.json").write_text(json.dumps(
+            {**dataclasses.asdict(result), "output_dir": str(out)}, indent=2, ensure_ascii=False) + "\n")
+    accelerator.wait_for_everyone()
+    return result
+
+
+class RewardModule(torch.nn.Module):
+    """(input_ids, attention_mask) -> (B,) float32 rewards through `models.reward_forward`.
+
+    One module whose forward is the whole reward computation, so DDP / FSDP / DeepSpeed wrap
+    it and see every parameter used (reward_forward reads the backbone and head separately).
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model  # a *ForSequenceClassification, or a peft model around one
+
+    def forward(self, input_ids, attention_mask):
+        from rewardsmith.models import reward_forward
+
+        inner = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        return reward_forward(inner, input_ids, attention_mask)
+
+
+# -------------------------------------------------------------------- evaluation
+
+def evaluate_pairs(model, pairs: list[EncodedPair], accelerator, pad_id: int, padding_side: str,
+                   batch_size: int, return_rewards: bool = False):
+    """Pairwise accuracy and mean BT loss of `model` on `pairs`, overall and per language.
+
+    Each process scores every world-th pair (length-sorted batches), then all results are
+    gathered, so every process returns the same numbers. A tie (r_c == r_r) counts as wrong.
+    Returns the metrics dict, and with return_rewards=True also all 2N rewards.
+    """
+    from accelerate.utils import gather_object
+
+    model.eval()
+    mine = list(range(accelerator.process_index, len(pairs), accelerator.num_processes))
+    mine.sort(key=lambda i: pairs[i].length)
+    results = []
+    with torch.inference_mode():
+        for s in range(0, len(mine), batch_size):
+            idx = mine[s:s + batch_size]
+            batch = make_batch([pairs[i] for i in idx], pad_id, padding_side)
+            with accelerator.autocast():
+                rewards = model(batch["input_ids"].to(accelerator.device),
+                                batch["attention_mask"].to(accelerator.device))
+            chosen, rejected = rewards.float().reshape(2, -1).cpu()
+            results += [(i, float(c), float(r)) for i, c, r in zip(idx, chosen, rejected)]
+    results = sorted(gather_object(results))
+    chosen = torch.tensor([c for _, c, _ in results])
+    rejected = torch.tensor([r for _, _, r in results])
+    languages = [pairs[i].language for i, _, _ in results]
+    metrics = _accuracy(chosen, rejected)
+    metrics["by_language"] = {
+        lang: _accuracy(chosen[sel], rejected[sel])
+        for lang in sorted(set(languages))
+        for sel in [torch.tensor([x == lang for x in languages])]
+    }
+    if return_rewards:
+        return metrics, chosen.tolist() + rejected.tolist()
+    return metrics
+
+
+def _accuracy(chosen, rejected) -> dict:
+    from rewardsmith.loss import bradley_terry_loss
+
+    n = len(chosen)
+    correct = int((chosen > rejected).sum())
+    loss = float(bradley_terry_loss(torch.cat([chosen, rejected]))) if n else float("nan")
+    return {"accuracy": correct / n if n else float("nan"), "ci95": wilson_interval(correct, n), "n": n,
+            "ties": int((chosen == rejected).sum()), "loss": loss}
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval for a proportion (better than the normal one near 0/1 and for small n)."""
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (centre - half, centre + half)
+
+
+def _flat(metrics: dict) -> dict:
+    row = {k: v for k, v in metrics.items() if k in ("accuracy", "loss", "n")}
+    for lang, m in metrics.get("by_language", {}).items():
+        row[f"accuracy_{lang}"] = m["accuracy"]
+    return row
+
+
+# -------------------------------------------------------------------- setup helpers
+
+def _mixed_precision(precision: str) -> str:
+    """"auto" -> "bf16" where the hardware computes bf16 natively (CUDA, or a CPU with AMX /
+    AVX512-BF16, ~3x faster than fp32 there), else "no"."""
+    if precision == "fp32":
+        return "no"
+    if precision == "bf16":
+        return "bf16"
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "no"
+    return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no"
+
+
+def _load_data(config: TrainConfig, tokenizer, manifest):
+    from rewardsmith.data import load_pairs
+
+    def load(specs):
+        pairs = []
+        for spec in specs:
+            result = load_pairs(spec.source, format=spec.format, split=spec.split, preset=spec.preset)
+            pairs += sample(result.pairs, spec.limit, config.seed)
+        return pairs
+
+    train_raw = load(config.train_data)
+    if config.val_data:
+        val_raw = load(config.val_data)
+    else:
+        train_raw, val_raw = split_by_prompt(train_raw, config.val_fraction, config.seed)
+    train_pairs, report = encode_pairs(train_raw, tokenizer, manifest, config.over_length)
+    val_pairs, val_report = encode_pairs(val_raw, tokenizer, manifest, config.over_length)
+    return train_pairs, val_pairs, report, val_report
+
+
+def _prepare_for_training(model, config: TrainConfig) -> None:
+    if config.freeze_embeddings:
+        model.get_input_embeddings().requires_grad_(False)
+    if config.disable_dropout:
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+
+
+def _apply_lora(model, config: TrainConfig):
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    spec = config.lora
+    targets = list(spec.target_modules) if isinstance(spec.target_modules, tuple) else spec.target_modules
+    # TaskType.SEQ_CLS adds the score head ("score" / "classifier") to modules_to_save: it is
+    # trained in full and saved with the adapter, since a fresh head has nothing to adapt.
+    lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout,
+                      target_modules=targets)
+    return get_peft_model(model, lora)
+
+
+def _linear_schedule(step: int, warmup: int, total: int, end_ratio: float) -> float:
+    """Multiplier of the peak lr: 0 -> 1 over `warmup` steps, then 1 -> end_ratio at `total`."""
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    progress = (step - warmup) / max(1, total - warmup)
+    return 1.0 - (1.0 - end_ratio) * min(1.0, progress)
+
+
+# -------------------------------------------------------------------- checkpoints and output
+
+def latest_checkpoint(out: Path) -> Path | None:
+    """The newest complete checkpoint (`checkpoints/step-N`), or None."""
+    root = Path(out) / CHECKPOINTS
+    done = [p for p in root.glob("step-*") if (p / STATE_FILE).is_file() and p.name[5:].isdigit()]
+    return max(done, key=lambda p: int(p.name[5:]), default=None)
+
+
+def _save_checkpoint(accelerator, out: Path, step: int, keep: int) -> None:
+    """Write `checkpoints/step-N` atomically: into a temporary folder, renamed when complete."""
+    root = out / CHECKPOINTS
+    tmp = root / f"tmp-step-{step}"
+    if accelerator.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))  # model, optimizer, scheduler, RNG of every process
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (tmp / STATE_FILE).write_text(json.dumps({"step": step}) + "\n")
+        final = root / f"step-{step}"
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        done = sorted((p for p in root.glob("step-*") if p.name[5:].isdigit()), key=lambda p: int(p.name[5:]))
+        for old in done[:-keep]:
+            shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+
+
+def _check_resume(out: Path, config: TrainConfig, resume: bool) -> None:
+    """Record the config; on resume, refuse a different one (the result would match neither run)."""
+    path = out / "train_config.json"
+    current = json.loads(json.dumps(config.to_dict()))
+    if resume and path.is_file():
+        saved = json.loads(path.read_text())
+        diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+        if diff:
+            raise RewardsmithError(
+                f"{path}: --resume with a different config ({', '.join(diff)} changed); "
+                "resume with the original settings or start a new output_dir")
+    elif not resume and latest_checkpoint(out) is not None:
+        raise RewardsmithError(
+            f"{out} already holds checkpoints; pass --resume to continue, or choose a new output_dir")
+    path.write_text(json.dumps(current, indent=2) + "\n")
+
+
+def _save_final(model, tokenizer, manifest, out: Path, config: TrainConfig, score_stats) -> None:
+    """The output folder: an ordinary HF reward model + manifest (score statistics from the
+    held-out pairs); with LoRA also `adapter/` (LoRA weights and the fully trained score head)."""
+    from rewardsmith.models import RewardModel, save_reward_model
+
+    if config.lora:
+        model.save_pretrained(out / "adapter")
+        model = model.merge_and_unload()  # the merged export needs no peft to load
+    save_reward_model(RewardModel(model, tokenizer, manifest), out, score_stats=score_stats)
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop rows logged after the checkpoint we resume from; they will be logged again."""
+    if path.is_file():
+        rows = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+        path.write_text("".join(r + "\n" for r in rows))
+
+
+class _Metrics:
+    """metrics.jsonl (one JSON object per row, `split` = train | val) and TensorBoard events."""
+
+    def __init__(self, out: Path, enabled: bool):
+        self.enabled = enabled
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.file = open(out / "metrics.jsonl", "a", encoding="utf-8")
+            self.tb = SummaryWriter(str(out / "tensorboard"))
+
+    def write(self, split: str, row: dict) -> None:
+        if not self.enabled:
+            return
+        self.file.write(json.dumps({"split": split, **row}) + "\n")
+        self.file.flush()
+        for key, value in row.items():
+            if key != "step" and isinstance(value, int | float):
+                self.tb.add_scalar(f"{split}/{key}", value, row["step"])
+
+    def close(self) -> None:
+        if self.enabled:
+            self.file.close()
+            self.tb.close()
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
