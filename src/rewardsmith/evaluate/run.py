@@ -96,7 +96,8 @@ class RewardModelEvaluator:
             folder = Path(self.source)
             if not folder.is_dir():  # a hub id: its local snapshot is known once loaded
                 folder = Path(getattr(self._load(), "path", None) or self.source)
-            self._fingerprint = self.cache.fingerprint(folder, precision=self.precision) if self.cache else ""
+            precision = _resolve_precision(self.precision)
+            self._fingerprint = self.cache.fingerprint(folder, precision=precision) if self.cache else ""
         return self._fingerprint
 
     def score(self, items: Sequence[tuple[list[dict], str]], *, desc: str = "") -> list[float]:
@@ -112,7 +113,9 @@ class RewardModelEvaluator:
         self.cached += len(set(keys)) - len(todo)
         if todo:
             scorer = self._get_scorer()
-            pending = list(todo.items())
+            # Length-sorted before chunking, so each chunk packs into tight batches (the scorer
+            # sorts within a call) while the cache still gets a write every SCORE_CHUNK responses.
+            pending = sorted(todo.items(), key=lambda kv: len(kv[1][1]) + sum(len(m["content"]) for m in kv[1][0]))
             with tqdm(total=len(pending), desc=desc or self.name, unit="resp", disable=not self.progress,
                       leave=False) as bar:
                 for i in range(0, len(pending), SCORE_CHUNK):
@@ -142,6 +145,20 @@ class RewardModelEvaluator:
         return {"name": self.name, "kind": self.kind, "source": self.source, "precision": self.precision,
                 "fingerprint": self.fingerprint() if self.cache else None,
                 "responses_scored": self.scored, "responses_cached": self.cached}
+
+
+def _resolve_precision(precision: str) -> str:
+    """What "auto" will mean for the scorer on this machine: part of the cache key, since bf16 and
+    fp32 rewards differ in the third decimal."""
+    if precision != "auto":
+        return precision
+    import torch
+
+    from rewardsmith.score import cpu_has_bf16
+
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_bf16() else "fp32"
 
 
 def _model_label(name_or_path: str) -> str:
@@ -182,16 +199,16 @@ class DatasetSpec:
 def parse_dataset(arg: str) -> DatasetSpec:
     """`helpsteer3-ja` -> preset from the hub; `helpsteer3-ja=DIR` -> preset on a local copy;
     `data/pairs.jsonl` -> a file or folder read as is. Unknown names raise with close matches."""
+    if Path(arg).exists():
+        return DatasetSpec(Path(arg).name.split(".")[0] or arg, arg, None)
     from rewardsmith.data import get_preset
 
-    if "=" in arg and not Path(arg).exists():
+    if "=" in arg:
         name, source = arg.split("=", 1)
         get_preset(name)  # raises with close matches
         if not Path(source).exists():
             raise RewardsmithError(f"--dataset {arg!r}: {source} does not exist; give the local copy of {name}.")
         return DatasetSpec(name, source, name)
-    if Path(arg).exists():
-        return DatasetSpec(Path(arg).name.split(".")[0] or arg, arg, None)
     try:
         get_preset(arg)
     except RewardsmithError as e:
