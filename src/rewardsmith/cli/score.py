@@ -1,0 +1,218 @@
+"""`rewardsmith score`, `compare` and `best-of-n`: score responses with a reward model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from rewardsmith.errors import RewardsmithError
+
+CHUNK = 512  # rows scored (and written) at a time: results reach OUT as the run goes
+
+SCORE_EPILOG = """\
+input rows (JSON lines), either kind per line:
+  a preference pair   {"id": .., "prompt": [{"role": "user", "content": ..}], "chosen": .., "rejected": ..}
+  a response          {"prompt": "text" | [messages], "response": ..}  or  {"messages": [..], "response": ..}
+output rows: {"line": N, "id": .., "score": r}  or  {"line": N, "id": .., "chosen_score": .., "rejected_score": ..}
+A rerun with the same -o skips the lines already written there (resume after an interruption).
+
+examples:
+  rewardsmith score out/rm pairs.jsonl -o scores.jsonl
+  rewardsmith score out/rm answers.jsonl --precision fp32 --token-budget 8192 > scores.jsonl
+"""
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    model: str
+    input: Path
+    output: Path | None
+    precision: str
+    token_budget: int
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "score", help="score every row of a JSONL file (pairs: both sides)",
+        description="Score responses in a JSONL file with a reward model; results are written as they come.",
+        epilog=SCORE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="reward model folder (or hub id)")
+    p.add_argument("file", type=Path, help="JSONL input")
+    p.add_argument("-o", "--output", type=Path, help="JSONL output (appended to; rows already there are skipped)")
+    _common(p)
+    p.set_defaults(func=_run_score)
+
+    p = subparsers.add_parser(
+        "compare", help="P(A better than B) for two responses to one prompt",
+        description="Print P(A is better than B) = sigmoid(r_A - r_B) and both rewards.",
+        epilog='example:\n  rewardsmith compare out/rm --prompt "卵のゆで方は?" "9分ゆでます。" "知りません。"',
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="reward model folder (or hub id)")
+    p.add_argument("--prompt", required=True, help="the user turn both responses answer")
+    p.add_argument("a", help="response A")
+    p.add_argument("b", help="response B")
+    _common(p)
+    p.set_defaults(func=_run_compare)
+
+    p = subparsers.add_parser(
+        "best-of-n", help="rank several responses to one prompt, best first",
+        description="Rank responses to one prompt by reward, best first.",
+        epilog='example:\n  rewardsmith best-of-n out/rm --prompt "광화문에 어떻게 가나요?" "5호선을 타세요." "몰라요." "걸어가세요."',
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="reward model folder (or hub id)")
+    p.add_argument("--prompt", required=True, help="the user turn the responses answer")
+    p.add_argument("responses", nargs="+", help="the candidate responses")
+    _common(p)
+    p.set_defaults(func=_run_best_of_n)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="auto: bf16 autocast where the hardware supports it (default auto)")
+    p.add_argument("--token-budget", type=int, default=16384,
+                   help="padded tokens per batch, rows x longest (default 16384)")
+
+
+def _scorer(args):
+    from transformers.utils import logging as hf_logging
+
+    from rewardsmith.models import load_reward_model
+    from rewardsmith.score import Scorer
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would bury the scoring progress
+    return Scorer(load_reward_model(args.model), token_budget=args.token_budget, precision=args.precision)
+
+
+def _conversation(where: str, row: dict[str, Any]) -> list[dict]:
+    if "messages" in row:
+        return row["messages"]
+    prompt = row.get("prompt")
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    if isinstance(prompt, list):
+        return prompt
+    raise RewardsmithError(f"{where}: field 'prompt' must be a string or a list of messages (or give 'messages')")
+
+
+def _read_rows(path: Path) -> Iterator[tuple[int, dict]]:
+    try:
+        f = path.open(encoding="utf-8")
+    except OSError as e:
+        raise RewardsmithError(f"{path}: cannot read ({e.strerror})") from None
+    with f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise RewardsmithError(f"{path}:{number}: not JSON ({e.msg}); one object per line") from None
+            if not isinstance(row, dict):
+                raise RewardsmithError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+            yield number, row
+
+
+def _items(path: Path, number: int, row: dict) -> list[tuple[list[dict], str]]:
+    """The (conversation, response) items a row asks for: two for a pair, one for a response."""
+    where = f"{path}:{number}"
+    if "chosen" in row and "rejected" in row:
+        from rewardsmith.data.record import PreferencePair
+
+        try:
+            pair = PreferencePair.from_dict({"id": row.get("id", str(number)), **row})
+        except TypeError as e:
+            raise RewardsmithError(f"{where}: not a preference pair ({e})") from None
+        return [pair.chosen_conversation(), pair.rejected_conversation()]
+    if "response" not in row:
+        raise RewardsmithError(f"{where}: no 'response' (or 'chosen' and 'rejected') field; see `rewardsmith score --help`")
+    return [(_conversation(where, row), row["response"])]
+
+
+def _done_lines(output: Path | None) -> set[int]:
+    if output is None or not output.exists():
+        return set()
+    done = set()
+    for number, row in _read_rows(output):
+        if "line" not in row:
+            raise RewardsmithError(f"{output}:{number}: not a `rewardsmith score` output row (no 'line'); "
+                                   "choose another -o file")
+        done.add(row["line"])
+    return done
+
+
+def score_file(config: ScoreConfig, scorer, *, out=None, progress: bool = False) -> int:
+    """Score config.input into config.output (or `out`), skipping lines already there; returns rows written."""
+    done = _done_lines(config.output)
+    sink = config.output.open("a", encoding="utf-8") if config.output else (out or sys.stdout)
+    written = 0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(unit="row", desc="scoring", initial=len(done))
+    try:
+        chunk: list[tuple[int, dict, list]] = []
+        rows = ((n, r) for n, r in _read_rows(config.input) if n not in done)
+        for n, row in rows:
+            chunk.append((n, row, _items(config.input, n, row)))
+            if len(chunk) == CHUNK:
+                written += _flush(chunk, scorer, sink, bar)
+                chunk = []
+        if chunk:
+            written += _flush(chunk, scorer, sink, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+        if config.output:
+            sink.close()
+    return written
+
+
+def _flush(chunk, scorer, sink, bar) -> int:
+    rewards = iter(scorer.score([item for _, _, items in chunk for item in items]))
+    for number, row, items in chunk:
+        result: dict[str, Any] = {"line": number}
+        if "id" in row:
+            result["id"] = row["id"]
+        if len(items) == 2:
+            result["chosen_score"], result["rejected_score"] = next(rewards), next(rewards)
+        else:
+            result["score"] = next(rewards)
+        sink.write(json.dumps(result, ensure_ascii=False) + "\n")
+    sink.flush()
+    if bar is not None:
+        bar.update(len(chunk))
+    return len(chunk)
+
+
+def _run_score(args) -> int:
+    config = ScoreConfig(model=args.model, input=args.file, output=args.output, precision=args.precision,
+                         token_budget=args.token_budget)
+    if not config.input.is_file():
+        raise RewardsmithError(f"{config.input}: no such file")
+    written = score_file(config, _scorer(args), progress=sys.stderr.isatty())
+    print(f"scored {written} rows" + (f" into {config.output}" if config.output else ""), file=sys.stderr)
+    return 0
+
+
+def _run_compare(args) -> int:
+    scorer = _scorer(args)
+    conv = [{"role": "user", "content": args.prompt}]
+    r_a, r_b = scorer.score([(conv, args.a), (conv, args.b)])
+    p = 1.0 / (1.0 + math.exp(-(r_a - r_b)))  # what Scorer.compare returns, without scoring twice
+    print(f"P(A better than B) = {p:.4f}   r_A = {r_a:.4f}   r_B = {r_b:.4f}")
+    return 0
+
+
+def _run_best_of_n(args) -> int:
+    scorer = _scorer(args)
+    ranked = scorer.best_of_n([{"role": "user", "content": args.prompt}], args.responses)
+    for rank, (index, reward) in enumerate(ranked, 1):
+        text = args.responses[index].replace("\n", " ")
+        print(f"{rank}. #{index + 1}  {reward:.4f}  {text[:80]}")
+    return 0
