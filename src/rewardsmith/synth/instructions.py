@@ -26,7 +26,7 @@ from rewardsmith.judge import prompts
 from rewardsmith.judge.backends import Completion, Request
 from rewardsmith.judge.cache import Client
 
-NEAR_DUPLICATE = 0.7  # trigram Jaccard at or above this is the same request reworded (e.g. one word changed)
+NEAR_DUPLICATE = 0.6  # trigram Jaccard at or above this: the same request reworded ("... an egg" vs "... an egg quickly?")
 _SCRIPT = {  # a synthesised instruction must be written in its language's script
     "ja": re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]"),
     "ko": re.compile(r"[\uac00-\ud7a3]"),
