@@ -1,0 +1,247 @@
+"""Turn a source (file, folder, glob, Hugging Face dataset) into rows: `(where, dict)`.
+
+Rows are plain dicts exactly as published; readers (readers.py) turn them into pairs. JSONL is
+parsed with the stdlib `json` line by line (pandas is slower and guesses types); a line that is not
+JSON is dropped and reported with its line number, a whole file that is not UTF-8 is an error.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob as globlib
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rewardsmith.data.report import DropReport
+from rewardsmith.errors import RewardsmithError
+
+# Suffix (after stripping .gz) -> how to read it. `.txt` is read line by line as JSONL-ish text
+# (the broken Korean hh-rlhf translation is a .txt of almost-JSON lines).
+ROW_SUFFIXES = {".jsonl": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".txt": "text"}
+# Files that sit beside data and are never data.
+NOT_DATA = {".md", ".rst", ".py", ".sh", ".yaml", ".yml", ".lock", ".gitattributes", ".gitignore"}
+NOT_DATA_NAMES = {"license", "licence", "notice", "readme", "copying", "dataset_info.json", "state.json", "dataset_dict.json"}
+
+csv.field_size_limit(1 << 30)  # hh-rlhf-style transcripts in a CSV cell exceed the 128 KiB default
+
+
+@dataclass(frozen=True)
+class Source:
+    """One thing rows come from: a file on disk, or a Hugging Face dataset (hub id or saved folder)."""
+
+    path: str
+    kind: str  # "jsonl" | "json" | "csv" | "tsv" | "parquet" | "text" | "hf"
+    split: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path if self.split is None else f"{self.path}[{self.split}]"
+
+
+def file_kind(path: Path) -> str | None:
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    return ROW_SUFFIXES.get(suffixes[-1]) if suffixes else None
+
+
+def is_hf_folder(path: Path) -> bool:
+    """A folder written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`."""
+    return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
+
+
+def resolve(source: str | Path, split: str | None, report: DropReport) -> list[Source]:
+    """Expand a file / folder / glob / dataset id into the list of sources to read, sorted.
+
+    Raises RewardsmithError when nothing readable is found (naming what was looked at).
+    """
+    text = str(source)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if is_hf_folder(path):
+            return [Source(str(path), "hf", split)]
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        out = _files_to_sources(files, report)
+        if not out:
+            raise RewardsmithError(
+                f"{path}: folder holds no readable data file (looked for "
+                f"{', '.join(sorted(ROW_SUFFIXES))}, optionally .gz, or a save_to_disk dataset)"
+            )
+        return out
+    if path.is_file():
+        kind = file_kind(path)
+        if kind is None:
+            raise RewardsmithError(
+                f"{path}: unknown file type {''.join(path.suffixes) or '(no suffix)'}; "
+                f"readable: {', '.join(sorted(ROW_SUFFIXES))} (optionally .gz)"
+            )
+        return [Source(str(path), kind)]
+    if any(ch in text for ch in "*?["):
+        files = sorted(Path(p) for p in globlib.glob(text, recursive=True) if Path(p).is_file())
+        out = _files_to_sources(files, report)
+        if not out:
+            raise RewardsmithError(f"{text}: the pattern matches no readable data file")
+        return out
+    if text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text:
+        raise RewardsmithError(f"{text}: no such file or folder")
+    # Anything else is a Hugging Face dataset id ("owner/name" or "name"), read by `datasets`.
+    return [Source(text, "hf", split)]
+
+
+def _files_to_sources(files: list[Path], report: DropReport) -> list[Source]:
+    out = []
+    for p in files:
+        kind = file_kind(p)
+        if any(part.startswith(".") for part in p.parts[-2:]):
+            continue  # hidden files and .cache folders
+        if kind is None or p.name.lower() in NOT_DATA_NAMES:
+            if p.suffix.lower() in NOT_DATA or p.name.lower().split(".")[0] in NOT_DATA_NAMES or kind is None:
+                report.skipped[str(p)] = "not a data file"
+            continue
+        out.append(Source(str(p), kind))
+    return out
+
+
+def read_text(path: str) -> str:
+    """The whole file as text (gunzipped if .gz). Raises RewardsmithError when it is not UTF-8."""
+    raw = Path(path).read_bytes()
+    if path.lower().endswith(".gz"):
+        try:
+            raw = gzip.decompress(raw)
+        except OSError as e:
+            raise RewardsmithError(f"{path}: not a valid gzip file ({e}); rename it without .gz if it is plain text") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise RewardsmithError(
+            f"{path}: not UTF-8 (byte {e.start}: {raw[e.start:e.start + 4]!r}); the encoding looks like "
+            f"{_guess_encoding(raw)}. Convert it first, e.g. `iconv -f {_guess_encoding(raw)} -t utf-8 "
+            f"{path} > fixed{Path(path).suffix}`"
+        ) from None
+
+
+def _guess_encoding(raw: bytes) -> str:
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(raw[:200_000]).best()
+    return best.encoding if best is not None else "unknown"
+
+
+def iter_rows(src: Source, report: DropReport) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield `(where, row)` for every row of one source; malformed rows are dropped into `report`."""
+    if src.kind == "hf":
+        yield from _iter_hf(src)
+        return
+    if src.kind == "parquet":
+        yield from _iter_parquet(src.path)
+        return
+    text = read_text(src.path)
+    if src.kind in ("jsonl", "text"):
+        for i, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            where = f"{src.path}:{i}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                # A .txt file may be almost-JSON (ko-hh-rlhf); its reader gets the raw line instead.
+                yield where, {"__line__": line, "__error__": f"invalid JSON ({e.msg} at column {e.colno})"}
+                continue
+            if not isinstance(row, dict):
+                report.drop("not a JSON object", where, f"got {type(row).__name__}")
+                continue
+            yield where, row
+    elif src.kind == "json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            if "\n{" in text[:100_000]:  # JSON lines saved as .json: read it as what it is
+                yield from iter_rows(Source(src.path, "jsonl"), report)
+                return
+            raise RewardsmithError(f"{src.path}:{e.lineno}: invalid JSON ({e.msg}, column {e.colno})") from None
+        if isinstance(data, dict):
+            lists = [v for v in data.values() if isinstance(v, list)]
+            if len(lists) != 1:
+                raise RewardsmithError(
+                    f"{src.path}: expected a JSON list of rows (or an object holding one list); "
+                    f"got an object with keys {sorted(data)[:10]}"
+                )
+            data = lists[0]
+        if not isinstance(data, list):
+            raise RewardsmithError(f"{src.path}: expected a JSON list of rows, got {type(data).__name__}")
+        for i, row in enumerate(data):
+            where = f"{src.path}[{i}]"
+            if isinstance(row, dict):
+                yield where, row
+            else:
+                report.drop("not a JSON object", where, f"got {type(row).__name__}")
+    else:  # csv / tsv
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if src.kind == "tsv" else ",")
+        header = next(reader, None)
+        if not header:
+            raise RewardsmithError(f"{src.path}: empty CSV file (no header row)")
+        start = reader.line_num + 1
+        for cells in reader:
+            where = f"{src.path}:{start}"
+            start = reader.line_num + 1
+            if not cells:
+                continue
+            if len(cells) != len(header):
+                report.drop("wrong number of CSV fields", where, f"{len(cells)} fields, header has {len(header)}")
+                continue
+            yield where, dict(zip(header, cells))
+
+
+def _iter_parquet(path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as e:  # pyarrow raises several types for a file that is not Parquet
+        raise RewardsmithError(f"{path}: not a readable Parquet file ({e})") from None
+    i = 0
+    for batch in pf.iter_batches(batch_size=4096):
+        for row in batch.to_pylist():
+            yield f"{path}[{i}]", row
+            i += 1
+
+
+def _iter_hf(src: Source) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Rows of a Hugging Face dataset: a saved folder (`load_from_disk`) or a hub id (`load_dataset`).
+
+    Without a split every split is read, and the split name becomes the row's `__split__` (used as
+    the subset when the row has none). A hub id takes an optional config as `id:config`.
+    """
+    import datasets
+
+    path = Path(src.path)
+    try:
+        if path.is_dir():
+            ds = datasets.load_from_disk(str(path))
+        else:
+            name, _, config = src.path.partition(":")
+            ds = datasets.load_dataset(name, config or None)
+    except (FileNotFoundError, ValueError, ConnectionError, OSError) as e:
+        raise RewardsmithError(
+            f"{src.path}: cannot load this dataset ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            "give a local file or folder, or a Hugging Face id reachable from this machine"
+        ) from None
+    if isinstance(ds, datasets.DatasetDict):
+        wanted = [s.strip() for s in src.split.split("+")] if src.split else list(ds)
+        missing = [s for s in wanted if s not in ds]
+        if missing:
+            raise RewardsmithError(f"{src.path}: no split {missing[0]!r}; it has splits {list(ds)}")
+        parts = [(s, ds[s]) for s in wanted]
+    else:
+        parts = [(src.split, ds)]
+    for split, part in parts:
+        for i, row in enumerate(part):
+            row = dict(row)
+            if split:
+                row.setdefault("__split__", split)
+            yield f"{src.path}[{split or 'data'}]#{i}", row

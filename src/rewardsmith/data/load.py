@@ -1,0 +1,211 @@
+"""`load_pairs`: any source -> validated `PreferencePair`s plus a `DropReport` of what was dropped and why.
+
+    result = load_pairs("../shared/data/hh-rlhf-test")            # a folder: every data file in it
+    result = load_pairs("train.jsonl", columns={"prompt": "question"})
+    result = load_pairs(preset="helpsteer3-ja", source="/data/helpsteer3")   # a card's filters
+    print(result.report.render())
+
+Steps: resolve the source into files / datasets (files.py), read rows, pick each file's format
+from its first row (formats.py), turn rows into pairs (readers.py, named.py), drop damaged text
+(mojibake.py), apply the preset's filters (filters.py), count what is kept.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rewardsmith.data import files, filters
+from rewardsmith.data.common import BadRow, RowContext, normalize_language
+from rewardsmith.data.formats import FORMATS, Format, check_columns, detect, get_format
+from rewardsmith.data.mojibake import find_mojibake, has_replacement_char
+from rewardsmith.data.record import PreferencePair
+from rewardsmith.data.report import DropReport
+from rewardsmith.errors import RewardsmithError
+
+# Formats whose pairs span rows: the reader gets every row of a file at once.
+GROUPED = {"square"}
+
+
+@dataclass
+class LoadResult:
+    pairs: list[PreferencePair]
+    report: DropReport
+
+
+def load_pairs(
+    source: str | Path | None = None,
+    *,
+    format: str | None = None,
+    split: str | None = None,
+    columns: Mapping[str, str] | None = None,
+    preset: str | None = None,
+    language: str | None = None,
+) -> LoadResult:
+    """Read preference pairs from a file, folder, glob, Hugging Face dataset id or saved dataset folder.
+
+    format:   a name from `formats.FORMATS`; detected per file from its first row when None.
+    split:    for Hugging Face datasets ("train", "train+validation"); every split when None.
+    columns:  {our name: their column}, e.g. {"prompt": "question", "chosen": "good"}.
+    preset:   a name from `presets.PRESETS` (a card's source, format, split and filters);
+              `source` then overrides where the data is read from (a local copy).
+    language: the data's language ("ko", "japanese"): rows that do not say get it, rows in
+              another language are dropped (reason "language != ko").
+    Returns LoadResult(pairs, report). Raises RewardsmithError for a source that is wrong as a
+    whole (missing, unreadable, not UTF-8, missing columns) with the fix in the message.
+    """
+    steps: list[filters.Filter] = []
+    if preset is not None:
+        from rewardsmith.data.presets import get_preset
+
+        p = get_preset(preset)
+        if source is None and p.hub_id is None:
+            raise RewardsmithError(
+                f"preset {p.name!r} has no Hugging Face copy ({p.card}); download it and pass its "
+                "folder or file as the source"
+            )
+        source = source if source is not None else p.hub_id
+        format = format or p.format
+        local = Path(str(source))
+        if local.is_dir() and not files.is_hf_folder(local) and p.files:
+            # A local copy of the whole dataset: read the files the preset names, if it has them.
+            if any(q.is_file() for q in local.glob(p.files)):
+                source = str(local / p.files)
+        elif not local.exists():
+            split = split or p.split  # a hub id: the card's split(s)
+        elif files.is_hf_folder(local):
+            split = split or p.split
+        steps = list(p.filters)
+    if source is None:
+        raise RewardsmithError("load_pairs: give a source (file, folder, glob or dataset id) or a preset")
+    lang = normalize_language(language) if language else None
+    fmt = get_format(format) if format else None
+    report = DropReport()
+    pairs: list[PreferencePair] = []
+    sources = files.resolve(source, split, report)
+    sources = _merge_companions(sources, report)
+    for src in sources:
+        pairs.extend(_read_source(src, fmt, columns, lang, report))
+    pairs = _drop_mojibake(pairs, report)
+    if lang:
+        steps.insert(0, filters.language_is(lang))
+    for step in steps:
+        pairs = step(pairs, report)
+    report.count_kept(pairs)
+    return LoadResult(pairs, report)
+
+
+def _merge_companions(sources: list[files.Source], report: DropReport) -> list[files.Source]:
+    """SQuARe ships X.json and X_annotations.json (same rows + raw annotations): read the richer one once."""
+    names = {s.path for s in sources}
+    out = []
+    for s in sources:
+        if s.path.endswith("_annotations.json"):
+            pass
+        elif re.sub(r"\.json$", "_annotations.json", s.path) in names and s.path.endswith(".json"):
+            report.skipped[s.path] = f"same rows as {Path(s.path).stem}_annotations.json, which adds raw annotations (read that)"
+            continue
+        out.append(s)
+    return out
+
+
+def _names(src: files.Source, fmt: Format) -> tuple[str, str | None]:
+    """(source, default subset) for a file: dataset name from the format or the folder, subset from the file name."""
+    if src.kind == "hf":
+        return fmt.source or Path(src.path).name.split(":")[0], src.split
+    p = Path(src.path)
+    stem = p.name.split(".")[0]  # "harmless-base.test.jsonl.gz" -> "harmless-base"
+    stem = re.sub(r"_annotations$", "", stem)
+    return fmt.source or p.parent.name or stem, stem
+
+
+def _read_source(
+    src: files.Source, fmt: Format | None, columns: Mapping[str, str] | None, lang: str | None, report: DropReport
+) -> Iterable[PreferencePair]:
+    rows = files.iter_rows(src, report)
+    first = next(rows, None)
+    if first is None:
+        report.skipped[src.name] = "no rows"
+        return []
+    where0, row0 = first
+    if columns:
+        _check_mapping(columns, row0, where0)
+    row0 = _rename(row0, columns)
+    use = fmt or detect(row0, where0)
+    if "__line__" not in row0 or use.name != "ko-hh-rlhf-deepl":
+        check_columns(use, row0, where0) if "__line__" not in row0 else None
+    report.files[src.name] = use.name
+    source_name, subset = _names(src, use)
+    default_lang = lang or use.language
+
+    def all_rows():
+        yield where0, row0
+        for where, row in rows:
+            yield where, _rename(row, columns)
+
+    out: list[PreferencePair] = []
+    if use.name in GROUPED:
+        good = []
+        for where, row in all_rows():
+            if "__line__" in row:
+                report.drop("invalid JSON", where, row["__error__"])
+            else:
+                good.append((where, row))
+        ctx = RowContext(src.name, 0, source_name, subset, default_lang)
+        out.extend(use.read(good, ctx, report))
+        return out
+    for index, (where, row) in enumerate(all_rows()):
+        if "__line__" in row and use.name != "ko-hh-rlhf-deepl":
+            report.drop("invalid JSON", where, row["__error__"])
+            continue
+        ctx = RowContext(where, index, source_name, subset, default_lang)
+        try:
+            out.extend(use.read(row, ctx, report))
+        except BadRow as e:
+            report.drop(e.reason, where, e.detail)
+        except KeyError as e:
+            report.drop("missing field", where, f"no column {e.args[0]!r}")
+    return out
+
+
+def _check_mapping(columns: Mapping[str, str], row: dict[str, Any], where: str) -> None:
+    missing = {ours: theirs for ours, theirs in columns.items() if theirs not in row}
+    if missing:
+        cols = sorted(k for k in row if not k.startswith("__"))
+        raise RewardsmithError(
+            f"{where}: column mapping names column(s) {sorted(missing.values())} that the file does not "
+            f"have; its columns are {cols}"
+        )
+
+
+def _rename(row: dict[str, Any], columns: Mapping[str, str] | None) -> dict[str, Any]:
+    if not columns:
+        return row
+    row = dict(row)
+    for ours, theirs in columns.items():
+        if theirs in row:
+            row[ours] = row.pop(theirs)
+    return row
+
+
+def _drop_mojibake(pairs: list[PreferencePair], report: DropReport) -> list[PreferencePair]:
+    """Text damaged by a wrong decoding is reported and never trained on."""
+    out = []
+    for p in pairs:
+        texts = {"chosen": p.chosen, "rejected": p.rejected}
+        texts.update({f"prompt[{i}]": m["content"] for i, m in enumerate(p.prompt)})
+        hit = find_mojibake(texts)
+        if not hit and any(has_replacement_char(t) for t in texts.values()):
+            report.flag("text holds U+FFFD replacement characters (bytes lost upstream; kept)", p.id)
+        if hit:
+            field, codec, excerpt = hit
+            report.drop("mojibake", p.id, f"{field} looks like UTF-8 read as {codec}: {excerpt!r}")
+        else:
+            out.append(p)
+    return out
+
+
+__all__ = ["LoadResult", "load_pairs", "FORMATS"]

@@ -1,0 +1,81 @@
+"""Named presets: each reproduces one evaluation/training set as a model card describes it.
+
+A preset is where the data lives (a Hugging Face id for online users, and the file pattern to
+look for in a local copy), its format, split and the card's filters, in that order:
+
+    load_pairs(preset="helpsteer3-ja")                            # from the hub
+    load_pairs(preset="helpsteer3-ja", source="/data/HelpSteer3") # a local copy (folder or file)
+
+`rewardsmith evaluate --list` prints PRESETS.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+from rewardsmith.data import filters
+from rewardsmith.data.filters import Filter
+from rewardsmith.errors import RewardsmithError
+
+
+def _subset_prefix(prefix: str) -> Filter:
+    return filters._keep_if(f"subset is not {prefix}*", lambda p: (p.subset or "").startswith(prefix),
+                            f"subset_startswith({prefix})")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """name: preset name; hub_id: `owner/name` or `owner/name:config` (None: no hub copy, pass a source);
+    files: glob inside a local folder that selects the set's files; format/split: for the reader;
+    filters: applied in order, each reports what it drops; card: where the filter is written down."""
+
+    name: str
+    description: str
+    hub_id: str | None
+    files: str | None
+    format: str
+    split: str | None = None
+    filters: tuple[Filter, ...] = field(default=())
+    card: str = ""
+    expected: int | None = None  # pairs the card reports after its filters, when it says
+
+
+PRESETS: dict[str, Preset] = {p.name: p for p in [
+    Preset("helpsteer3-ja", "HelpSteer3 preference, Japanese, single-turn, no ties (train + validation)",
+           "nvidia/HelpSteer3:preference", "**/*.jsonl*", "helpsteer3", "train+validation",
+           (filters.language_is("ja"), filters.single_turn, filters.drop_ties),
+           "cyberagent/ca-reward-3b-ja: language == japanese, len(context) == 1, overall_preference != 0", 283),
+    Preset("llm-jp-arena", "llm-jp chatbot arena, first turn, a clear winner",
+           "llm-jp/llm-jp-chatbot-arena-conversations", "**/*.jsonl*", "arena", "train",
+           (filters.turn_is(1), filters.drop_ties),
+           "cyberagent/ca-reward-3b-ja: turn == 1, winner in {model_a, model_b}", 448),
+    Preset("hh-rlhf-ko-helpful", "hh-rlhf-ko (Korean hh-rlhf), helpful subsets, test split",
+           "heegyu/hh-rlhf-ko", "**/test.json*", "hh-rlhf-ko", "test", (_subset_prefix("helpful"),),
+           "heegyu/ko-reward-model-helpful-roberta-large: hh-rlhf-ko helpful"),
+    Preset("pku-saferlhf-ko-better", "PKU-SafeRLHF-ko, chosen = better_response_id, test split",
+           "heegyu/PKU-SafeRLHF-ko", "**/test*", "pku-saferlhf-ko", "test", (filters.subset_is("better"),),
+           "heegyu/ko-reward-model-helpful-roberta-large: PKU-SafeRLHF-ko better"),
+    Preset("ko-ultrafeedback-binarized", "maywell/ko_Ultrafeedback_binarized (GPT-4 labels), Korean",
+           "maywell/ko_Ultrafeedback_binarized", "**/*", "preference", None, (filters.language_is("ko"),),
+           "heegyu/ko-reward-model-helpful-roberta-large: ko-ultrafeedback-binarized"),
+    Preset("hh-rlhf", "Anthropic hh-rlhf, one subset per file (harmless-base, helpful-base, ...)",
+           "Anthropic/hh-rlhf", "**/*.jsonl*", "hh-rlhf", "test", (),
+           "Anthropic hh-rlhf test split: 8,552 pairs (2,312 / 2,354 / 1,137 / 2,749)", 8552),
+    Preset("square", "naver-ai SQuARe OOD responses: acceptable vs not-acceptable pairs per question (safety)",
+           None, "**/response_test_ood*.json", "square", None, (),
+           "naver-ai/korean-safety-benchmarks data/SQuARe (GitHub; not on the hub)", 107),
+    Preset("kudge", "KUDGE challenge (right vs wrong answer) + k2-eval pairwise false-info",
+           None, "**/*.csv", None, None, (),
+           "guijinSON/kudge (GitHub; not on the hub): challenge ko 381 + en 365, false-info ko 54", 800),
+]}
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called `name`; raises RewardsmithError listing close matches and all names."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, PRESETS, n=3, cutoff=0.4)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise RewardsmithError(f"unknown preset {name!r}.{hint} Presets: {', '.join(PRESETS)}") from None
