@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rewardsmith.errors import RewardsmithError
-from rewardsmith.models.manifest import POSITION_OFFSET_TYPES, MANIFEST_NAME, Manifest
+from rewardsmith.models.manifest import MANIFEST_NAME, Manifest
 
 if TYPE_CHECKING:
     import torch
@@ -212,13 +212,17 @@ def reward_forward(model, input_ids: "torch.Tensor", attention_mask: "torch.Tens
     Decoders: the backbone's hidden state at each row's last real token (the rightmost 1 in the
     mask, whatever the pad id) goes through the score head; left-padded rows get position ids
     that start at 0 on their first real token, so padding never changes a score.
-    Encoders: the model's own [CLS] head.
+    Encoders: the model's own [CLS] head, on rows moved to right padding.
     """
     import torch
 
     head = getattr(model, "score", None)
-    if head is None:  # encoders: the model's own [CLS] pooler + classifier
-        return model(input_ids=input_ids, attention_mask=attention_mask, **_encoder_extras(model, input_ids, attention_mask)).logits[:, 0].float()
+    if head is None:  # encoders: the model's own [CLS] pooler + classifier, which reads column 0,
+        # so rows are moved to right padding first (a stable sort puts real tokens before pads).
+        order = torch.argsort(1 - attention_mask, dim=1, stable=True)
+        input_ids, attention_mask = input_ids.gather(1, order), attention_mask.gather(1, order)
+        extras = _segment_ids(model.config, input_ids)
+        return model(input_ids=input_ids, attention_mask=attention_mask, **extras).logits[:, 0].float()
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
                               position_ids=position_ids, use_cache=False).last_hidden_state  # (B, T, H)
@@ -228,21 +232,12 @@ def reward_forward(model, input_ids: "torch.Tensor", attention_mask: "torch.Tens
     return head(pooled)[:, 0].float()
 
 
-def _encoder_extras(model, input_ids: "torch.Tensor", attention_mask: "torch.Tensor") -> dict:
-    """token_type_ids and position_ids an encoder needs to score a padded batch like single inputs.
-
-    Segment ids: models with type_vocab_size > 1 (BERT) were trained with 1 on the response,
-    i.e. every token after the first [SEP] (`[CLS] a [SEP] b [SEP]` -> 0...0 1...1), which is what
-    the tokenizer's pair encoding gives; config.sep_token_id is set by init/load for this.
-    Positions: under left padding a BERT row must still start at position 0; RoBERTa-family
-    models derive positions from the pad id themselves and are left alone.
-    """
-    config = model.config
-    extras = {}
+def _segment_ids(config, input_ids: "torch.Tensor") -> dict:
+    """token_type_ids for models with type_vocab_size > 1 (BERT): the tokenizer's pair encoding
+    gives 1 to every token after the first [SEP] (`[CLS] a [SEP] b [SEP]` -> 0...0 1...1), and
+    the model must see the same here. config.sep_token_id is set by init/load for this."""
     sep = getattr(config, "sep_token_id", None)
-    if getattr(config, "type_vocab_size", 1) > 1 and sep is not None:
-        seen_sep = (input_ids == sep).long().cumsum(-1)  # (B, T) number of [SEP] up to and including t
-        extras["token_type_ids"] = ((seen_sep - (input_ids == sep).long()) > 0).long()  # strictly before t
-    if bool((attention_mask[:, 0] == 0).any()) and config.model_type not in POSITION_OFFSET_TYPES:
-        extras["position_ids"] = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    return extras
+    if getattr(config, "type_vocab_size", 1) <= 1 or sep is None:
+        return {}
+    is_sep = (input_ids == sep).long()
+    return {"token_type_ids": ((is_sep.cumsum(-1) - is_sep) > 0).long()}  # a [SEP] strictly before t
