@@ -185,13 +185,20 @@ def test_a_judge_row_sits_beside_reward_models(tmp_path, pairs_file, reward_mode
     assert "calibration.png" in written  # from the reward model row
 
 
-def test_limit_takes_a_seeded_sample(pairs_file):
+def test_limit_takes_a_seeded_sample(tmp_path, pairs_file):
     a = load_dataset(parse_dataset(str(pairs_file)), limit=5, seed=1)
     b = load_dataset(parse_dataset(str(pairs_file)), limit=5, seed=1)
     c = load_dataset(parse_dataset(str(pairs_file)), limit=5, seed=2)
     assert [p.id for p in a.pairs] == [p.id for p in b.pairs] and len(a.pairs) == 5
     assert a.sampled_from == len(make_pairs())
     assert [p.id for p in a.pairs] != [p.id for p in c.pairs]
+    # The sample depends on pair ids, not on the order the file lists them in.
+    shuffled = make_pairs()
+    random.Random(0).shuffle(shuffled)
+    other = tmp_path / "shuffled.jsonl"
+    other.write_text("".join(p.to_json() + "\n" for p in shuffled), encoding="utf-8")
+    d = load_dataset(parse_dataset(str(other)), limit=5, seed=1)
+    assert {p.id for p in d.pairs} == {p.id for p in a.pairs}
 
 
 def test_unknown_dataset_and_model_names_list_close_matches(tmp_path, reward_models, pairs_file, capsys):

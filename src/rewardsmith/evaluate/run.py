@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,19 +166,23 @@ def _model_label(name_or_path: str) -> str:
 
 
 def check_model(arg: str) -> str:
-    """Return `arg` when it can name a model (a folder, or a hub id "org/name"); otherwise raise
-    with the close matches among the folders beside it."""
+    """Return `arg` when it can name a model: a folder, an embedded base model name (scored with its
+    untrained head: a chance-level baseline), or a hub id "org/name". Otherwise raise, listing the
+    close matches among the folders beside it and the embedded names."""
     p = Path(arg)
     if p.is_dir():
         return arg
-    if not p.exists() and arg.count("/") == 1 and not arg.startswith((".", "/")):
-        return arg  # looks like a hub id: the loader decides (and says so when offline)
+    from rewardsmith.models.embedded import EMBEDDED
+
+    if not p.exists() and (arg in EMBEDDED or (arg.count("/") == 1 and not arg.startswith((".", "/")))):
+        return arg  # the loader decides (and says so when a hub id cannot be reached offline)
     parent = p.parent if p.parent.is_dir() else Path(".")
     names = [str(parent / c.name) if parent != Path(".") else c.name
              for c in parent.iterdir() if c.is_dir() and not c.name.startswith(".")]
-    close = difflib.get_close_matches(arg, names, n=5, cutoff=0.5)
+    close = difflib.get_close_matches(arg, names + list(EMBEDDED), n=5, cutoff=0.5)
     hint = f"; close matches: {', '.join(close)}" if close else ""
-    what = "is a file, not a model folder" if p.exists() else "is neither a model folder nor a hub id (org/name)"
+    what = "is a file, not a model folder" if p.exists() else \
+        "is neither a model folder, an embedded model nor a hub id (org/name)"
     raise RewardsmithError(f"--model {arg!r} {what}{hint}. Give a folder holding config.json and the weights.")
 
 
@@ -228,7 +231,7 @@ class LoadedDataset:
 
 def load_dataset(spec: DatasetSpec, *, limit: int | None = None, seed: int = 0) -> LoadedDataset:
     """Load a dataset through the data layer (presets' card filters included), then take a seeded
-    sample of `limit` pairs if asked (a random sample, so every subset stays represented)."""
+    sample of `limit` pairs if asked (random by pair id, so every subset stays represented)."""
     from rewardsmith.data import load_pairs
 
     result = load_pairs(spec.source, preset=spec.preset) if spec.preset else load_pairs(spec.source)
@@ -238,7 +241,10 @@ def load_dataset(spec: DatasetSpec, *, limit: int | None = None, seed: int = 0) 
         raise RewardsmithError(f"--dataset {spec.name}: no pairs left after loading {spec.source or spec.preset} "
                                f"(dropped {report.n_dropped}: {dict(report.dropped)}).")
     if limit is not None and limit < len(pairs):
-        keep = sorted(random.Random(f"{seed}:{spec.name}").sample(range(len(pairs)), limit))
+        # The `limit` pairs with the smallest hash of (seed, id): a random sample that does not
+        # depend on the order the loader returns pairs in, kept in the loader's order.
+        rank = sorted(range(len(pairs)), key=lambda i: (hashlib.sha256(f"{seed}:{pairs[i].id}".encode()).digest(), i))
+        keep = sorted(rank[:limit])
         ds.pairs, ds.sampled_from = [pairs[i] for i in keep], len(pairs)
     return ds
 
