@@ -123,6 +123,54 @@ class _Metrics:
         self.batch_seconds.observe(seconds)
 
 
+def _too_large(max_bytes: int) -> JSONResponse:
+    return _error(413, [("body", f"larger than {max_bytes} bytes; send fewer items per request "
+                                 "or raise --max-body-bytes")])
+
+
+class _BodyLimit:
+    """Refuses bodies over `max_bytes` with a 413 naming the limit: at once when Content-Length says
+    so, else while a chunked body streams in (nothing larger is ever held in memory)."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await _too_large(self.max_bytes)(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _TooLarge()
+            return message
+
+        started = False
+
+        async def watch(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watch)
+        except _TooLarge:
+            if not started:
+                await _too_large(self.max_bytes)(scope, receive, send)
+
+
+class _TooLarge(HTTPException):
+    # An HTTPException, so FastAPI's body parsing lets it through instead of turning it into a 400.
+    def __init__(self) -> None:
+        super().__init__(413)
+
+
 _ENDPOINTS = {"/score", "/compare", "/best-of-n", "/get_reward", "/health", "/metrics"}
 
 
@@ -160,8 +208,8 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
         version=__import__("rewardsmith").__version__,
         description=f"Scores responses with the reward model `{model_name}` ({manifest.describe()}).",
         lifespan=lifespan,
-        max_body_size=config.max_body_bytes,
     )
+    app.add_middleware(_BodyLimit, max_bytes=config.max_body_bytes)
     app.state.batcher, app.state.scorer, app.state.config = batcher, scorer, config
 
     @app.exception_handler(RequestValidationError)
@@ -174,9 +222,8 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
 
     @app.exception_handler(HTTPException)
     async def _on_http(_request: Request, exc: HTTPException):
-        if exc.status_code == 413:  # the body limit, raised while the body streams in
-            return _error(413, [("body", f"larger than {config.max_body_bytes} bytes; send fewer items "
-                                         "per request or raise --max-body-bytes")])
+        if isinstance(exc, _TooLarge):  # a chunked body went over the limit while being parsed
+            return _too_large(config.max_body_bytes)
         return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
 
     @app.middleware("http")

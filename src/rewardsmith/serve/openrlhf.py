@@ -9,7 +9,8 @@ input format instead, so the query is parsed back:
 
 1. Pad tokens are stripped from both ends (as OpenRLHF's server does).
 2. Decoders ("chat_template"): the query is parsed with the MODEL'S chat template -- its turn
-   markers are learned by rendering a probe conversation -- into messages and the final assistant
+   markers are learned by rendering probe conversations -- into messages (system, user and
+   assistant turns) and the final assistant
    response, and accepted only if rendering them again gives back exactly the query text (an
    eos / end-of-turn marker after the response is tolerated). Then the tokens are exactly those
    OpenRLHF's server would score, and the reward equals `/score` for the same conversation.
@@ -34,40 +35,57 @@ log = logging.getLogger(__name__)
 
 Item = tuple[list[dict], str]
 
-# Sentinels for the probe conversation: private-use characters no template writes itself.
-_U1, _A1, _U2, _R = "\ue001", "\ue002", "\ue003", "\ue004"
+# Sentinels for the probe conversations: private-use characters no template writes itself.
+_S, _U1, _A1, _U2, _R = "\ue000", "\ue001", "\ue002", "\ue003", "\ue004"
 
 
 @dataclass(frozen=True)
 class _Markers:
-    """The text a chat template writes around turns, learned from one probe rendering.
+    """The text a chat template writes around turns, learned from probe renderings.
 
-    head:  before the first user message (BOS, a default system prompt, the user opener).
-    ua:    after a user message, before the assistant's (user closer + assistant opener).
-    au:    after an assistant message, before the next user's.
-    close: after the final response.
+    head:       before the first user message (BOS, a default system prompt, the user opener).
+    ua:         after a user message, before the assistant's (user closer + assistant opener).
+    au:         after an assistant message, before the next user's.
+    close:      after the final response.
+    sys_head:   before a system message; None when the template does not take one.
+    sys_user:   after a system message, before the first user message.
     """
 
     head: str
     ua: str
     au: str
     close: str
+    sys_head: str | None
+    sys_user: str | None
+
+
+def _split_probe(probe: str, sentinels: str) -> list[str] | None:
+    """The text around each sentinel, in order, or None when the template moved or dropped one."""
+    at = [probe.find(s) for s in sentinels]
+    if -1 in at or at != sorted(at):
+        return None
+    bounds = [0, *[x for i in at for x in (i, i + 1)], len(probe)]
+    return [probe[bounds[k]:bounds[k + 1]] for k in range(0, len(bounds), 2)]
 
 
 def _markers(tokenizer, manifest: Manifest) -> _Markers | None:
+    turns = [{"role": "user", "content": _U1}, {"role": "assistant", "content": _A1}, {"role": "user", "content": _U2}]
     try:
-        probe = render(tokenizer, manifest, [{"role": "user", "content": _U1}, {"role": "assistant", "content": _A1},
-                                             {"role": "user", "content": _U2}], _R)["text"]
+        parts = _split_probe(render(tokenizer, manifest, turns, _R)["text"], _U1 + _A1 + _U2 + _R)
     except Exception:  # a template that refuses the probe: every query takes the fallback
         return None
-    at = [probe.find(s) for s in (_U1, _A1, _U2, _R)]
-    if -1 in at or at != sorted(at):
+    if parts is None:
         return None
-    head, ua, au, ua2, close = (probe[:at[0]], probe[at[0] + 1:at[1]], probe[at[1] + 1:at[2]],
-                                probe[at[2] + 1:at[3]], probe[at[3] + 1:])
+    head, ua, au, ua2, close = parts
     if ua != ua2 or not ua or not au:
         return None
-    return _Markers(head, ua, au, close)
+    try:
+        sys_parts = _split_probe(
+            render(tokenizer, manifest, [{"role": "system", "content": _S}, *turns], _R)["text"], _S + _U1)
+    except Exception:  # templates without system messages (e.g. Gemma's) raise
+        sys_parts = None
+    sys_head, sys_user = sys_parts[:2] if sys_parts else (None, None)
+    return _Markers(head, ua, au, close, sys_head, sys_user)
 
 
 def _strip_pad(text: str, pad: str | None) -> str:
@@ -85,15 +103,13 @@ def _parse_chat(query: str, prompt: str | None, m: _Markers, tokenizer, manifest
     if bos and m.head.startswith(bos) and not query.startswith(bos):
         # Decoded without special tokens: OpenRLHF's server would add BOS back when tokenising.
         query, prompt = bos + query, (bos + prompt if prompt is not None else None)
-    if not query.startswith(m.head):
-        return None
     if prompt is not None and query.startswith(prompt) and prompt.endswith(m.ua):
         cut = len(prompt)
     else:
         cut = query.rfind(m.ua) + len(m.ua)
-        if cut < len(m.head) + len(m.ua):
+        if cut < len(m.ua):
             return None
-    turns_text, response = query[len(m.head): cut - len(m.ua)], query[cut:]
+    response = query[cut:]
     # Generated text ends with the eos token (vLLM output), the template's closer, or both.
     eos = getattr(tokenizer, "eos_token", None)
     if eos and response.endswith(eos):
@@ -102,19 +118,34 @@ def _parse_chat(query: str, prompt: str | None, m: _Markers, tokenizer, manifest
         if end and response.endswith(end):
             response = response[: -len(end)]
             break
-    conversation: list[dict] = []
-    for segment in turns_text.split(m.au):
-        user, sep, assistant = segment.partition(m.ua)
-        conversation.append({"role": "user", "content": user})
-        if sep:
-            conversation.append({"role": "assistant", "content": assistant})
-    if conversation[-1]["role"] != "user" or not response.strip():
+    if not response.strip():
         return None
-    # Accept only what the template reproduces: everything up to the response, character for character.
-    again = render(tokenizer, manifest, conversation, response)["text"]
-    if not again.endswith(m.close) or again[: len(again) - len(m.close)] != query[:cut] + response:
-        return None
-    return conversation, response
+    # Where the turns start: after the plain head, or after a system message (a template's default
+    # system prompt can make both fit; the round trip below picks the one that is right).
+    starts: list[tuple[list[dict], int]] = []
+    if query.startswith(m.head):
+        starts.append(([], len(m.head)))
+    if m.sys_head is not None and query.startswith(m.sys_head):
+        end_of_system = query.find(m.sys_user, len(m.sys_head))
+        if end_of_system >= 0:
+            starts.append(([{"role": "system", "content": query[len(m.sys_head):end_of_system]}],
+                           end_of_system + len(m.sys_user)))
+    for leading, body_at in starts:
+        if body_at > cut - len(m.ua):
+            continue
+        conversation = list(leading)
+        for segment in query[body_at: cut - len(m.ua)].split(m.au):
+            user, sep, assistant = segment.partition(m.ua)
+            conversation.append({"role": "user", "content": user})
+            if sep:
+                conversation.append({"role": "assistant", "content": assistant})
+        if conversation[-1]["role"] != "user":
+            continue
+        # Accept only what the template reproduces: everything up to the response, character for character.
+        again = render(tokenizer, manifest, conversation, response)["text"]
+        if again.endswith(m.close) and again[: len(again) - len(m.close)] == query[:cut] + response:
+            return conversation, response
+    return None
 
 
 def query_items(tokenizer, manifest: Manifest, queries: list[str], prompts: list[str] | None) -> tuple[list[Item], int]:
