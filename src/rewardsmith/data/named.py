@@ -289,27 +289,34 @@ def read_kudge_pointwise(row: dict[str, Any], ctx: RowContext, report: DropRepor
 
 # Line i of ko_harmless_base_test.txt is line i of harmless-base/test.jsonl translated by DeepL, as a
 # would-be JSON line. The damage, seen in the file: the "rejected" key translated ("거부됨", "거부",
-# "거절", ...), quotes added at turn ends (`?"\n\nAssistant:`), invalid escapes (`\n\n\어시스턴트:`),
-# and the role markers translated ("어시스턴트", "조수", "보조자", "비서", ...).
+# "거절", ...; once written twice), quotes added at turn ends (`?"\n\nAssistant:`), invalid escapes
+# (`\n\n\어시스턴트:`), role markers translated ("조수", "보조자", "비서", "Anssistant", ...) or glued to
+# the previous sentence (`... 있나요? 인간: ...`), and the last turn put after the closing brace
+# (`..."}{어시스턴트: ...`).
 _KO_OPEN = re.compile(r'^\s*\{\s*"chosen"\s*:\s*"')
-# The separator between the two values: `", "<key>": "` with a short key that is not a role marker.
-_KO_SEP = re.compile(r'"\s*,\s*"([^"\\\n]{1,30})"\s*:\s*"?')
-_KO_CLOSE = re.compile(r'"?\s*\}\s*\}?\s*$')
-_KO_USER = ("Human", "인간", "사람", "휴먼")
-_KO_ASSISTANT = ("Assistant", "어시스턴트", "조수", "보조자", "보조", "비서", "조교", "지원자", "Answer",
-                 "조언자", "도우미", "A시스턴트", "조력자", "지원", "어시스턴스", "어시스턴트님", "assistant")
+# The separator between the two values: `", "<key>": "` (the key possibly repeated).
+_KO_SEP = re.compile(r'"\s*,\s*"([^"\\\n]{1,30})"\s*:\s*(?:"[^"\\\n]{1,30}"\s*:\s*)*"?')
+_KO_CLOSE = re.compile(r'"?\s*\}+\s*$')
+_KO_BRACE_TURN = re.compile(r'"\s*\}\s*\{+\s*')  # `"}{어시스턴트:` -> a turn boundary
+_KO_USER = r"Human[가-힣]*|인간|사람|휴먼"
+_KO_ASSISTANT = ("Assistant|Anssistant|Answister|Answer|[엔앤]?어시스턴트|어시스턴스|A시스턴트|[엔앤]?조수|보조자|보조원|"
+                 r"보조|비서|조교|지원자|조언자|조력자|도우미|지원|답변|응답")
 _KO_TURN = re.compile(
-    r'(?:^|\n\n)\\?(' + "|".join(sorted(map(re.escape, _KO_USER + _KO_ASSISTANT), key=len, reverse=True))
-    + r')\s*:[ ]?')
+    rf'(?:(?:^|\n+)\s*\\?|(?<=[.?!"]) ?)({_KO_USER}|{_KO_ASSISTANT})\s*:[ ]?')
+_KO_USER_RE = re.compile(rf"(?:{_KO_USER})$")
+_KO_KEY_IS_ROLE = re.compile(rf"\s*(?:{_KO_USER}|{_KO_ASSISTANT})\s*:?.*", re.S)
 
 
 def read_ko_hh_rlhf_deepl(row: dict[str, Any], ctx: RowContext, report: DropReport) -> Iterator[PreferencePair]:
-    """Recover {chosen, rejected} transcripts from a damaged line, then split turns like hh-rlhf.
+    """Recover {chosen, rejected} transcripts from a damaged line, then the context and two answers.
 
     Valid JSON lines are used as they are (whatever the second key became); others are cut at the
-    key separator and their escapes repaired. The prompt is the chosen side's context: both sides
-    are the same English conversation translated twice, so where the translations differ the
-    rejected side's wording is kept in label_info and the pair is flagged, not dropped.
+    key separator and their escapes repaired. Both sides are the same English conversation
+    translated twice, so the prompt is taken from whichever side's context is well formed (chosen
+    first); where the two translations differ the rejected side's wording is kept in label_info.
+    A marker mistranslated as the wrong speaker right before or at the answer is set by position
+    (the turn before an answer is the Human's) and flagged; a side whose answer the translation
+    lost is dropped ("answer lost in translation").
     """
     if "__line__" in row:
         chosen_t, rejected_t, key = _ko_cut(row["__line__"])
@@ -319,12 +326,30 @@ def read_ko_hh_rlhf_deepl(row: dict[str, Any], ctx: RowContext, report: DropRepo
             raise BadRow("unexpected keys", f"keys {keys}")
         chosen_t, rejected_t, key = row["chosen"], row[keys[1]], keys[1]
     c, r = _ko_turns(chosen_t, "chosen"), _ko_turns(rejected_t, "rejected")
-    prompt = check_prompt(c[:-1])
+    for side, other, name in ((c, r, "chosen"), (r, c, "rejected")):
+        if side[-1]["role"] == "assistant":
+            continue
+        if len(side) == len(other) and other[-1]["role"] == "assistant":
+            # Same number of turns as the other side, which ends with the answer: a mistranslated marker.
+            side[-1]["role"] = "assistant"
+            report.flag("answer's role marker mistranslated as Human (set by position)", ctx.where, name)
+        else:
+            raise BadRow("answer lost in translation", f"{name} ends with a Human turn ({len(side)} turns, "
+                         f"the other side {len(other)})")
+    prompt = _ko_context(c[:-1]) or _ko_context(r[:-1])
+    if prompt is None:
+        prompt = c[:-1] if c[:-1] else r[:-1]
+        if not prompt:
+            raise BadRow("no role markers", "neither side has a turn before its answer")
+        # The turn right before an hh-rlhf answer is the Human's: its marker was mistranslated.
+        prompt = [*prompt[:-1], {"role": "user", "content": prompt[-1]["content"]}]
+        report.flag("turn before the answer marked as the assistant's (set to Human by position)", ctx.where)
     info: dict[str, Any] = {"label": "crowdworker pairwise choice (English original)", "rejected_key": key,
                             "english_line": ctx.index + 1}
-    if [m["content"] for m in r[:-1]] != [m["content"] for m in prompt]:
-        info["rejected_context"] = r[:-1]
-        report.flag("context translated differently on the rejected side (chosen's context used)", ctx.where)
+    other = r[:-1] if prompt is not c[:-1] else c[:-1]
+    if [m["content"] for m in other] != [m["content"] for m in prompt]:
+        info["other_side_context"] = other
+        report.flag("context translated differently on the two sides (one side's context used)", ctx.where)
     yield PreferencePair(
         id=f"ko-hh-rlhf/harmless-base/{ctx.index}",
         prompt=prompt,
@@ -342,15 +367,33 @@ def _ko_cut(line: str) -> tuple[str, str, str]:
     m = _KO_OPEN.match(line)
     if not m:
         raise BadRow("no chosen field", 'the line does not start with {"chosen": "')
-    seps = [s for s in _KO_SEP.finditer(line, m.end()) if not _KO_TURN.fullmatch("\n\n" + s.group(1) + ":")]
-    if not seps:
-        raise BadRow("no rejected field", "no `\", \"<key>\": \"` separator after the chosen text")
-    # The separator is the last one: a stray `", "` inside a transcript comes before the real key.
-    sep = seps[-1]
-    end = _KO_CLOSE.search(line, sep.end())
-    if end is None:
-        raise BadRow("unterminated line", "the line does not end with '\"}'")
-    return _ko_unescape(line[m.end():sep.start()]), _ko_unescape(line[sep.end():end.start()]), sep.group(1)
+    line = _KO_BRACE_TURN.sub(r"\\n\\n", line)
+    seps = [s for s in _KO_SEP.finditer(line, m.end()) if not _KO_KEY_IS_ROLE.fullmatch(s.group(1))]
+    if seps:
+        # The separator is the last one: a stray `", "` inside a transcript comes before the real key.
+        sep = seps[-1]
+        chosen, start, key = line[m.end():sep.start()], sep.end(), sep.group(1)
+    else:
+        # DeepL translated the separator into a sentence: `...", "거부됨"입니다: "\n\nHuman: ...`. The
+        # rejected transcript starts at the last `: "` before a "\n\nHuman" turn; the chosen one ends
+        # at the first `", "` before it; pieces in between that open with a role marker are its turns.
+        starts = list(_KO_REJ_START.finditer(line, m.end()))
+        if not starts:
+            raise BadRow("no rejected field", "no `\", \"<key>\": \"` separator and no second transcript")
+        start = starts[-1].end()
+        pieces = _KO_PIECE.split(line[m.end():starts[-1].start()])
+        chosen = pieces[0] + "".join("\\n\\n" + p for p in pieces[1:] if _KO_KEY_IS_ROLE.match(p) and ":" in p[:12])
+        key = pieces[1] if len(pieces) > 1 else ""
+    end = _KO_CLOSE.search(line, start)
+    rejected = line[start:end.start() if end else len(line)]
+    # `...?", "거부됨", "지원: 죄송합니다...`: a turn cut off by key debris.
+    chosen, rejected = (_KO_DEBRIS_TURN.sub(r"\\n\\n", t) for t in (chosen, rejected))
+    return _ko_unescape(chosen), _ko_unescape(rejected), key
+
+
+_KO_REJ_START = re.compile(r':\s*"(?=\\n\\n(?:Human|인간))')
+_KO_PIECE = re.compile(r'"\s*,\s*"')
+_KO_DEBRIS_TURN = re.compile(rf'"\s*,\s*"(?:[^"\\]{{1,30}}"\s*,\s*")*(?=(?:{_KO_USER}|{_KO_ASSISTANT})\s*:)')
 
 
 _ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\", "/": "/", "r": "\r", "b": "\b", "f": "\f"}
@@ -367,7 +410,7 @@ def _ko_unescape(s: str) -> str:
                 out.append(chr(int(s[i + 2:i + 6], 16)))
                 i += 6
                 continue
-            out.append(_ESCAPES.get(nxt, nxt))
+            out.append(_ESCAPES.get(nxt, "\\" if nxt == "\\" else nxt))
             i += 2
             continue
         out.append(ch)
@@ -376,16 +419,20 @@ def _ko_unescape(s: str) -> str:
 
 
 def _ko_turns(text: str, field: str) -> list[Message]:
+    """Turns by marker; the last must be an answer (by marker, or by position when mistranslated)."""
     parts = _KO_TURN.split(text)
-    if parts[0].strip(' "'):
+    if parts[0].strip(' "\n\\'):
         raise BadRow("text before the first turn", f"{field} starts with {parts[0][:30]!r}")
-    if len(parts) < 5:
-        raise BadRow("no role markers", f"{field} has fewer than two recognisable turns")
-    turns = []
-    for i in range(1, len(parts), 2):
-        role = "user" if parts[i] in _KO_USER else "assistant"
-        # The translation put stray quotes at turn ends: `?"` before the next marker.
-        turns.append({"role": role, "content": parts[i + 1].strip().strip('"').strip()})
-    if turns[-1]["role"] != "assistant":
-        raise BadRow("last turn is not the assistant's", f"{field} ends with a {turns[-1]['role']} turn marker")
+    if len(parts) < 3:
+        raise BadRow("no role markers", f"{field} has no recognisable turn")
+    turns = [{"role": "user" if _KO_USER_RE.match(parts[i]) else "assistant",
+              # DeepL put stray quotes at turn ends: `?"` before the next marker.
+              "content": parts[i + 1].strip().strip('"').strip()} for i in range(1, len(parts), 2)]
+    if not turns[-1]["content"]:
+        raise BadRow("empty response", f"{field}'s last turn is empty")
     return turns
+
+
+def _ko_context(turns: list[Message]) -> list[Message] | None:
+    """The context when it ends with a Human turn as marked, else None."""
+    return turns if turns and turns[-1]["role"] == "user" else None
