@@ -333,6 +333,12 @@ def read_ko_hh_rlhf_deepl(row: dict[str, Any], ctx: RowContext, report: DropRepo
             # Same number of turns as the other side, which ends with the answer: a mistranslated marker.
             side[-1]["role"] = "assistant"
             report.flag("answer's role marker mistranslated as Human (set by position)", ctx.where, name)
+        elif len(side) == len(other) - 1 and (split := _ko_unglue(side[-1]["content"], other[-2]["content"])):
+            # The answer was glued to the Human turn without a marker ("집에서 마십니다: 술을 많이 ...").
+            side[-1]["content"] = split[0]
+            side.append({"role": "assistant", "content": split[1]})
+            report.flag("answer glued to the Human turn (split at the sentence matching the other side)",
+                        ctx.where, name)
         else:
             raise BadRow("answer lost in translation", f"{name} ends with a Human turn ({len(side)} turns, "
                          f"the other side {len(other)})")
@@ -431,6 +437,24 @@ def _ko_turns(text: str, field: str) -> list[Message]:
     if not turns[-1]["content"]:
         raise BadRow("empty response", f"{field}'s last turn is empty")
     return turns
+
+
+_KO_BOUNDARY = re.compile(r'(?<=[?!.])\s+|(?<=[?!.])(?=[가-힣])|:\s+|"\}?:\s*"')
+
+
+def _ko_unglue(text: str, reference: str) -> tuple[str, str] | None:
+    """Split "question answer" at the sentence boundary whose question is closest in length to the
+    other side's translation of the same question; None when no boundary is plausible."""
+    if len(text) < 1.5 * len(reference):
+        return None  # no room for an answer: the translation lost it (most such lines)
+    best = None
+    for m in _KO_BOUNDARY.finditer(text):
+        question, answer = text[:m.start()].strip(' "'), text[m.end():].strip(' "')
+        if not answer or not 0.6 * len(reference) <= len(question) <= 1.6 * len(reference) + 10:
+            continue
+        if best is None or abs(len(question) - len(reference)) < abs(len(best[0]) - len(reference)):
+            best = (question, answer)
+    return best
 
 
 def _ko_context(turns: list[Message]) -> list[Message] | None:
