@@ -32,6 +32,8 @@ class DataSpec:
     format: str | None = None
     split: str | None = None
     preset: str | None = None
+    language: str | None = None  # rows without a language get it; rows in another are dropped
+    columns: dict[str, str] | None = None  # {our name: their column}
     limit: int | None = None  # keep at most this many pairs, a seeded random sample
 
 
@@ -53,7 +55,7 @@ class TrainConfig:
     val_data: tuple[DataSpec, ...] = ()
     val_fraction: float = 0.05  # held out from train_data by prompt when val_data is empty
     max_length: int = 1024  # pairs whose chosen or rejected input is longer are dropped and counted
-    over_length: str = "drop"  # drop | truncate (cut the prompt on the manifest's side; counted)
+    over_length: str = "drop"  # drop | truncate (the prompt on the manifest's side, then the response end; counted)
     # Optimisation. batch_size counts pairs per optimizer step over all processes;
     # gradient accumulation = batch_size / (micro_batch_size * processes).
     batch_size: int = 32
@@ -291,7 +293,7 @@ def _lrs(raw: Any, err) -> tuple[float, ...]:
         if not 0 < value < 1:
             err("lr", f"{value} is outside (0, 1)")
         out.append(value)
-    if not out:
+    if not items:
         err("lr", "no learning rate given")
     return tuple(out)
 

@@ -38,30 +38,33 @@ class EncodeReport:
 
     kept: Counter = field(default_factory=Counter)
     dropped_for_length: Counter = field(default_factory=Counter)
-    truncated: Counter = field(default_factory=Counter)
+    truncated: Counter = field(default_factory=Counter)  # prompt cut
+    response_truncated: Counter = field(default_factory=Counter)
 
     def summary(self) -> str:
-        langs = sorted(set(self.kept) | set(self.dropped_for_length) | set(self.truncated))
+        langs = sorted(set(self.kept) | set(self.dropped_for_length))
         parts = [
             f"{lang}: kept {self.kept[lang]}, dropped for length {self.dropped_for_length[lang]}"
             + (f", prompt truncated {self.truncated[lang]}" if self.truncated[lang] else "")
+            + (f", response truncated {self.response_truncated[lang]}" if self.response_truncated[lang] else "")
             for lang in langs
         ]
         return "; ".join(parts) or "no pairs"
 
     def to_dict(self) -> dict:
         return {"kept": dict(self.kept), "dropped_for_length": dict(self.dropped_for_length),
-                "truncated": dict(self.truncated)}
+                "prompt_truncated": dict(self.truncated), "response_truncated": dict(self.response_truncated)}
 
 
 def encode_pairs(pairs: list[PreferencePair], tokenizer, manifest,
                  over_length: str = "drop") -> tuple[list[EncodedPair], EncodeReport]:
     """Encode both sides of every pair with `models.encode` at `manifest.max_length`.
 
-    over_length="drop": a pair is dropped (counted by language) when either side did not fit.
-    "truncate": the prompt is cut on the manifest's truncation side (counted as truncated);
-    a pair is still dropped when a response alone does not fit, since a cut answer is not the
-    answer the label was given for. Returns the encoded pairs (input order kept) and the report.
+    over_length="drop": a pair is dropped (counted by language) when either side did not fit;
+    the label then always describes exactly what the model saw.
+    "truncate": the manifest's truncation applies (the prompt is cut on its truncation side, then
+    a response that alone is too long loses its end); counted as prompt / response truncated.
+    Returns the encoded pairs (input order kept) and the report.
     """
     from rewardsmith.models import TruncationStats, encode
 
@@ -79,11 +82,13 @@ def encode_pairs(pairs: list[PreferencePair], tokenizer, manifest,
                    for conv, resp in (pair.chosen_conversation(), pair.rejected_conversation())]
             prompt_cut = stats.prompt_truncated > before[0]
             response_cut = stats.response_truncated > before[1]
-            if response_cut or (prompt_cut and over_length == "drop"):
+            if over_length == "drop" and (prompt_cut or response_cut):
                 report.dropped_for_length[lang] += 1
                 continue
             if prompt_cut:
                 report.truncated[lang] += 1
+            if response_cut:
+                report.response_truncated[lang] += 1
             report.kept[lang] += 1
             out.append(EncodedPair(ids[0], ids[1], float(pair.margin or 0.0), lang))
     finally:

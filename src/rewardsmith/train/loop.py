@@ -333,7 +333,8 @@ def _load_data(config: TrainConfig, tokenizer, manifest):
     def load(specs):
         pairs = []
         for spec in specs:
-            result = load_pairs(spec.source, format=spec.format, split=spec.split, preset=spec.preset)
+            result = load_pairs(spec.source, format=spec.format, split=spec.split, preset=spec.preset,
+                                language=spec.language, columns=spec.columns)
             pairs += sample(result.pairs, spec.limit, config.seed)
         return pairs
 

@@ -1,0 +1,68 @@
+"""The training config: every shipped recipe validates; bad settings are all reported at once."""
+
+from pathlib import Path
+
+import pytest
+
+from rewardsmith.errors import RewardsmithError
+from rewardsmith.train.config import TrainConfig, load_config, parse_overrides
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+
+
+def test_configs_are_shipped():
+    names = {p.name for p in CONFIGS}
+    assert {"ca-reward-3b-ja.yaml", "ko-reward-roberta-large.yaml", "e5-small-cpu.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_validates(path):
+    config = load_config(path)
+    assert isinstance(config, TrainConfig) and config.train_data and config.output_dir
+    assert config.batch_size % config.micro_batch_size == 0
+
+
+def test_cards_recipes_match_the_cards():
+    root = CONFIGS[0].parent
+    ja = load_config(root / "ca-reward-3b-ja.yaml")
+    assert (ja.batch_size, ja.lr, ja.epochs, ja.max_length, ja.lora) == (32, (5e-6,), 1.0, 4096, None)
+    assert ja.adam_betas == (0.9, 0.999)
+    ko = load_config(root / "ko-reward-roberta-large.yaml")
+    assert (ko.model, ko.batch_size, ko.lr, ko.lr_end) == ("klue/roberta-large", 128, (1e-5,), 1e-6)
+    assert 2 <= ko.epochs <= 3
+
+
+def test_overrides_win_over_the_file_and_parse_as_yaml(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: m\ntrain_data: [a.jsonl]\noutput_dir: out\nlr: 5e-6\nlora: true\n")
+    config = load_config(path, parse_overrides(["--lr", "8e-7,1e-6", "--max-length", "128", "--lora.r=4"]))
+    assert config.lr == (8e-7, 1e-6) and config.is_sweep
+    assert config.max_length == 128 and config.lora.r == 4
+    assert load_config(path).lr == (5e-6,)  # `5e-6` without a dot is a string to PyYAML; still a number here
+
+
+def test_all_errors_are_reported_together_with_file_and_field(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model: m\ntrain_data: [a.jsonl]\nbatch_size: 30\nmicro_batch_size: 8\n"
+                    "precision: fp16\nleraning_rate: 1\nlr: fast\n")
+    with pytest.raises(RewardsmithError) as e:
+        load_config(path)
+    msg = str(e.value)
+    for needle in ("output_dir: required", "batch_size: 30 is not a multiple", "precision: 'fp16'",
+                   "leraning_rate: unknown setting", "lr: 'fast' is not a number", str(path)):
+        assert needle in msg, needle
+    assert msg.startswith("5 problem(s)")
+
+
+def test_data_specs_accept_strings_and_mappings():
+    config = load_config(None, {"model": "m", "output_dir": "o",
+                                "train_data": ["a.jsonl", {"source": "b", "preset": "hh-rlhf", "limit": 10}]})
+    assert [s.source for s in config.train_data] == ["a.jsonl", "b"]
+    assert config.train_data[1].limit == 10 and config.train_data[1].preset == "hh-rlhf"
+    with pytest.raises(RewardsmithError, match=r"train_data\[0\]: unknown key"):
+        load_config(None, {"model": "m", "output_dir": "o", "train_data": [{"source": "a", "sauce": 1}]})
+
+
+def test_missing_file_names_the_fix(tmp_path):
+    with pytest.raises(RewardsmithError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
