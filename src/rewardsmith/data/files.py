@@ -12,6 +12,7 @@ import glob as globlib
 import gzip
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ class Source:
     path: str
     kind: str  # "jsonl" | "json" | "csv" | "tsv" | "parquet" | "text" | "hf"
     split: str | None = None
+    dataset: str = ""  # the name the user knows it by: the folder given, a file's folder, the hub id
 
     @property
     def name(self) -> str:
@@ -64,9 +66,9 @@ def resolve(source: str | Path, split: str | None, report: DropReport) -> list[S
     path = Path(text).expanduser()
     if path.is_dir():
         if is_hf_folder(path):
-            return [Source(str(path), "hf", split)]
+            return [Source(str(path), "hf", split, path.resolve().name)]
         files = sorted(p for p in path.rglob("*") if p.is_file())
-        out = _files_to_sources(files, report)
+        out = _files_to_sources(files, report, path.resolve().name)
         if not out:
             raise RewardsmithError(
                 f"{path}: folder holds no readable data file (looked for "
@@ -80,20 +82,22 @@ def resolve(source: str | Path, split: str | None, report: DropReport) -> list[S
                 f"{path}: unknown file type {''.join(path.suffixes) or '(no suffix)'}; "
                 f"readable: {', '.join(sorted(ROW_SUFFIXES))} (optionally .gz)"
             )
-        return [Source(str(path), kind)]
+        return [Source(str(path), kind, dataset=path.resolve().parent.name)]
     if any(ch in text for ch in "*?["):
         files = sorted(Path(p) for p in globlib.glob(text, recursive=True) if Path(p).is_file())
-        out = _files_to_sources(files, report)
+        fixed = Path(re.split(r"[*?\[]", text)[0] or ".")  # the folder part before the first wildcard
+        fixed = fixed if text[len(str(fixed)):].startswith("/") or str(fixed).endswith("/") else fixed.parent
+        out = _files_to_sources(files, report, fixed.resolve().name)
         if not out:
             raise RewardsmithError(f"{text}: the pattern matches no readable data file")
         return out
     if text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text:
         raise RewardsmithError(f"{text}: no such file or folder")
     # Anything else is a Hugging Face dataset id ("owner/name" or "name"), read by `datasets`.
-    return [Source(text, "hf", split)]
+    return [Source(text, "hf", split, text.split(":")[0])]
 
 
-def _files_to_sources(files: list[Path], report: DropReport) -> list[Source]:
+def _files_to_sources(files: list[Path], report: DropReport, dataset: str) -> list[Source]:
     out = []
     for p in files:
         kind = file_kind(p)
@@ -103,7 +107,7 @@ def _files_to_sources(files: list[Path], report: DropReport) -> list[Source]:
             if p.suffix.lower() in NOT_DATA or p.name.lower().split(".")[0] in NOT_DATA_NAMES or kind is None:
                 report.skipped[str(p)] = "not a data file"
             continue
-        out.append(Source(str(p), kind))
+        out.append(Source(str(p), kind, dataset=dataset))
     return out
 
 

@@ -58,6 +58,7 @@ def load_pairs(
     whole (missing, unreadable, not UTF-8, missing columns) with the fix in the message.
     """
     steps: list[filters.Filter] = []
+    name = None  # the dataset's name in ids and reports, when a preset gives one
     if preset is not None:
         from rewardsmith.data.presets import get_preset
 
@@ -79,6 +80,8 @@ def load_pairs(
         elif files.is_hf_folder(local):
             split = split or p.split
         steps = list(p.filters)
+        name = p.source_name
+        language = language or p.language
     if source is None:
         raise RewardsmithError("load_pairs: give a source (file, folder, glob or dataset id) or a preset")
     lang = normalize_language(language) if language else None
@@ -88,7 +91,7 @@ def load_pairs(
     sources = files.resolve(source, split, report)
     sources = _merge_companions(sources, report)
     for src in sources:
-        pairs.extend(_read_source(src, fmt, columns, lang, report))
+        pairs.extend(_read_source(src, fmt, columns, lang, name, report))
     pairs = _drop_mojibake(pairs, report)
     if lang:
         steps.insert(0, filters.language_is(lang))
@@ -112,18 +115,19 @@ def _merge_companions(sources: list[files.Source], report: DropReport) -> list[f
     return out
 
 
-def _names(src: files.Source, fmt: Format) -> tuple[str, str | None]:
-    """(source, default subset) for a file: dataset name from the format or the folder, subset from the file name."""
+def _names(src: files.Source, fmt: Format, name: str | None) -> tuple[str, str | None]:
+    """(source, default subset): the dataset's name from the format, the preset or the folder given;
+    the subset from the split or the file name ("harmless-base.test.jsonl.gz" -> "harmless-base")."""
+    source = fmt.source or name or src.dataset
     if src.kind == "hf":
-        return fmt.source or Path(src.path).name.split(":")[0], src.split
-    p = Path(src.path)
-    stem = p.name.split(".")[0]  # "harmless-base.test.jsonl.gz" -> "harmless-base"
-    stem = re.sub(r"_annotations$", "", stem)
-    return fmt.source or p.parent.name or stem, stem
+        return source, src.split
+    stem = re.sub(r"_annotations$", "", Path(src.path).name.split(".")[0])
+    return source, stem
 
 
 def _read_source(
-    src: files.Source, fmt: Format | None, columns: Mapping[str, str] | None, lang: str | None, report: DropReport
+    src: files.Source, fmt: Format | None, columns: Mapping[str, str] | None, lang: str | None,
+    name: str | None, report: DropReport,
 ) -> Iterable[PreferencePair]:
     rows = files.iter_rows(src, report)
     first = next(rows, None)
@@ -138,7 +142,7 @@ def _read_source(
     if "__line__" not in row0 or use.name != "ko-hh-rlhf-deepl":
         check_columns(use, row0, where0) if "__line__" not in row0 else None
     report.files[src.name] = use.name
-    source_name, subset = _names(src, use)
+    source_name, subset = _names(src, use, name)
     default_lang = lang or use.language
 
     def all_rows():

@@ -14,8 +14,9 @@ import re
 # Codecs that real files were wrongly decoded with, in the order we try them.
 CODECS = ("cp1253", "cp1252", "latin-1")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
-# Latin-1 supplement .. Greek, and the cp125x punctuation block (‘ ’ “ ” • – — ˜ ™ …).
-_SUSPECT = re.compile(r"[\u0080-\u03ff\u2010-\u2122]")
+# Two adjacent characters from Latin-1 supplement .. Greek, the cp125x punctuation block (‘ ’ “ ” • –
+# — ˜ ™ …) or U+FFFD: every non-ASCII character of UTF-8 read as such a codec becomes 2-4 of them.
+_SUSPECT = re.compile(r"[\u0080-\u03ff\u2010-\u2122\ufffd]{2}")
 
 
 def mojibake_codec(text: str) -> str | None:
@@ -24,9 +25,8 @@ def mojibake_codec(text: str) -> str | None:
     Example: mojibake_codec("μ±—λ΄‡μ˜") == "cp1253"; mojibake_codec("챗봇의") is None.
     """
     if not text or not _SUSPECT.search(text):
-        # Mojibake of UTF-8 read as a single-byte Western/Greek codec is made of that codec's
-        # characters; text without any (pure ASCII, or Japanese/Korean) cannot be of this kind, and
-        # skipping ftfy there makes the check ~10x cheaper on CJK data.
+        # Text without such a run (pure ASCII, Japanese/Korean, English with a lone ’) cannot be this
+        # kind of mojibake; skipping ftfy there makes the check ~10x cheaper.
         return None
     for codec in CODECS:
         try:

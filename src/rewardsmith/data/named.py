@@ -407,21 +407,11 @@ _ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\", "/": "/", "r": "\r", "b"
 
 def _ko_unescape(s: str) -> str:
     """JSON string escapes, leniently: `\\uXXXX` and the usual ones; an invalid `\\X` keeps just X."""
-    out, i = [], 0
-    while i < len(s):
-        ch = s[i]
-        if ch == "\\" and i + 1 < len(s):
-            nxt = s[i + 1]
-            if nxt == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", s[i + 2:i + 6] or ""):
-                out.append(chr(int(s[i + 2:i + 6], 16)))
-                i += 6
-                continue
-            out.append(_ESCAPES.get(nxt, "\\" if nxt == "\\" else nxt))
-            i += 2
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
+    return _KO_ESCAPE.sub(lambda m: chr(int(m.group(1)[1:], 16)) if len(m.group(1)) == 5
+                          else _ESCAPES.get(m.group(1), m.group(1)), s)
+
+
+_KO_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)", re.S)
 
 
 def _ko_turns(text: str, field: str) -> list[Message]:

@@ -39,17 +39,21 @@ class Preset:
     filters: tuple[Filter, ...] = field(default=())
     card: str = ""
     expected: int | None = None  # pairs the card reports after its filters, when it says
+    language: str | None = None  # the set's language: fills rows that do not say, drops rows in another
+    source_name: str | None = None  # `source` of its pairs when the format does not name one
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("helpsteer3-ja", "HelpSteer3 preference, Japanese, single-turn, no ties (train + validation)",
            "nvidia/HelpSteer3:preference", "**/*.jsonl*", "helpsteer3", "train+validation",
-           (filters.language_is("ja"), filters.single_turn, filters.drop_ties),
-           "cyberagent/ca-reward-3b-ja: language == japanese, len(context) == 1, overall_preference != 0", 283),
+           (filters.single_turn, filters.drop_ties),
+           "cyberagent/ca-reward-3b-ja: language == japanese, len(context) == 1, overall_preference != 0", 283,
+           language="ja"),
     Preset("llm-jp-arena", "llm-jp chatbot arena, first turn, a clear winner",
            "llm-jp/llm-jp-chatbot-arena-conversations", "**/*.jsonl*", "arena", "train",
            (filters.turn_is(1), filters.drop_ties),
-           "cyberagent/ca-reward-3b-ja: turn == 1, winner in {model_a, model_b}", 448),
+           "cyberagent/ca-reward-3b-ja: turn == 1, winner in {model_a, model_b}", 448,
+           source_name="llm-jp-arena"),
     Preset("hh-rlhf-ko-helpful", "hh-rlhf-ko (Korean hh-rlhf), helpful subsets, test split",
            "heegyu/hh-rlhf-ko", "**/test.json*", "hh-rlhf-ko", "test", (_subset_prefix("helpful"),),
            "heegyu/ko-reward-model-helpful-roberta-large: hh-rlhf-ko helpful"),
@@ -57,8 +61,9 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            "heegyu/PKU-SafeRLHF-ko", "**/test*", "pku-saferlhf-ko", "test", (filters.subset_is("better"),),
            "heegyu/ko-reward-model-helpful-roberta-large: PKU-SafeRLHF-ko better"),
     Preset("ko-ultrafeedback-binarized", "maywell/ko_Ultrafeedback_binarized (GPT-4 labels), Korean",
-           "maywell/ko_Ultrafeedback_binarized", "**/*", "preference", None, (filters.language_is("ko"),),
-           "heegyu/ko-reward-model-helpful-roberta-large: ko-ultrafeedback-binarized"),
+           "maywell/ko_Ultrafeedback_binarized", "**/*", "preference", None, (),
+           "heegyu/ko-reward-model-helpful-roberta-large: ko-ultrafeedback-binarized",
+           language="ko", source_name="ko-ultrafeedback-binarized"),
     Preset("hh-rlhf", "Anthropic hh-rlhf, one subset per file (harmless-base, helpful-base, ...)",
            "Anthropic/hh-rlhf", "**/*.jsonl*", "hh-rlhf", "test", (),
            "Anthropic hh-rlhf test split: 8,552 pairs (2,312 / 2,354 / 1,137 / 2,749)", 8552),

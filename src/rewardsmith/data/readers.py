@@ -7,6 +7,7 @@ should know about. Named dataset formats live in named.py; the table of formats 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -60,7 +61,10 @@ def read_preference(row: dict[str, Any], ctx: RowContext, report: DropReport) ->
         prompt = [{"role": "user", "content": chosen[:n]}]
         chosen, rejected = chosen[n:], rejected[n:]
     check_prompt(prompt)
-    label_info = dict(row["label_info"]) if isinstance(row.get("label_info"), dict) else {}
+    label_info = row.get("label_info")
+    if isinstance(label_info, str) and label_info.startswith("{"):
+        label_info = _json_object(label_info)  # our Parquet stores it as a JSON string (see save.py)
+    label_info = dict(label_info) if isinstance(label_info, dict) else {}
     for k, v in row.items():
         if k not in PAIR_FIELDS and not k.startswith("__"):
             label_info.setdefault(k, v)
@@ -76,6 +80,14 @@ def read_preference(row: dict[str, Any], ctx: RowContext, report: DropReport) ->
         label_info=label_info,
         rejected_prompt=rejected_prompt,
     )
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise BadRow("wrong type", "label_info is text that is not a JSON object") from None
+    return value if isinstance(value, dict) else {}
 
 
 def _is_conversation(value: Any) -> bool:
