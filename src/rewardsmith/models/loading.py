@@ -76,11 +76,23 @@ def _set_reward_config(model, tokenizer) -> None:
     config.problem_type = "regression"
     config.id2label = {0: "reward"}
     config.label2id = {"reward": 0}
-    if getattr(tokenizer, "sep_token_id", None) is not None and getattr(config, "type_vocab_size", 1) > 1:
-        config.sep_token_id = tokenizer.sep_token_id  # segment ids for pair input, see _encoder_extras
+    _mark_segment_ids(config, tokenizer)
     if tokenizer.pad_token_id is not None:
         config.pad_token_id = tokenizer.pad_token_id
         config.get_text_config().pad_token_id = tokenizer.pad_token_id
+
+
+def _mark_segment_ids(config, tokenizer) -> None:
+    """Record in the config whether the model sees token_type_ids (see `_segment_ids`).
+
+    Only when the tokenizer emits them (BertTokenizer does; the XLM-R tokenizer of
+    multilingual-e5 does not, so its BERT model sees all zeros) and the model has two types.
+    """
+    emits = "token_type_ids" in getattr(tokenizer, "model_input_names", ())
+    if emits and getattr(config, "type_vocab_size", 1) > 1 and tokenizer.sep_token_id is not None:
+        config.segment_sep_token_id = tokenizer.sep_token_id
+    elif hasattr(config, "segment_sep_token_id"):
+        del config.segment_sep_token_id
 
 
 def _model_dtype(dtype):
@@ -137,8 +149,7 @@ def load_reward_model(name_or_path: str | Path, *, dtype=None, device=None,
     if model.config.get_text_config().pad_token_id is None:
         model.config.get_text_config().pad_token_id = tokenizer.pad_token_id
         model.config.pad_token_id = tokenizer.pad_token_id
-    if getattr(model.config, "type_vocab_size", 1) > 1 and getattr(model.config, "sep_token_id", None) is None:
-        model.config.sep_token_id = tokenizer.sep_token_id
+    _mark_segment_ids(model.config, tokenizer)
     model.eval()
     if device is not None:
         model.to(device)
@@ -233,11 +244,11 @@ def reward_forward(model, input_ids: "torch.Tensor", attention_mask: "torch.Tens
 
 
 def _segment_ids(config, input_ids: "torch.Tensor") -> dict:
-    """token_type_ids for models with type_vocab_size > 1 (BERT): the tokenizer's pair encoding
-    gives 1 to every token after the first [SEP] (`[CLS] a [SEP] b [SEP]` -> 0...0 1...1), and
-    the model must see the same here. config.sep_token_id is set by init/load for this."""
-    sep = getattr(config, "sep_token_id", None)
-    if getattr(config, "type_vocab_size", 1) <= 1 or sep is None:
+    """token_type_ids for models whose tokenizer emits them (BERT): its pair encoding gives 1 to
+    every token after the first [SEP] (`[CLS] a [SEP] b [SEP]` -> 0...0 1...1), and the model must
+    see the same here. init/load set config.segment_sep_token_id when this applies."""
+    sep = getattr(config, "segment_sep_token_id", None)
+    if sep is None:
         return {}
     is_sep = (input_ids == sep).long()
     return {"token_type_ids": ((is_sep.cumsum(-1) - is_sep) > 0).long()}  # a [SEP] strictly before t

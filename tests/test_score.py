@@ -1,0 +1,114 @@
+"""The scorer: batch-size independence, order, dedupe, compare / best-of-n, pairs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from rewardsmith.data.record import PreferencePair
+from rewardsmith.errors import RewardsmithError
+from rewardsmith.models import collate, encode, init_reward_model, reward_forward
+from rewardsmith.score import Scorer, plan_batches
+
+PROMPTS = ["How do I boil an egg?", "栄養バランスの良い食事とは何ですか？", "광화문에 어떻게 가나요?"]
+RESPONSES = ["Nine minutes.", "主食、主菜、副菜をそろえることです。", "지하철 5호선 광화문역에서 내리세요.",
+             "The quick brown fox jumps over the lazy dog. " * 3, "ありがとうございます。"]
+ITEMS = [([{"role": "user", "content": p}], r) for p in PROMPTS for r in RESPONSES]
+
+
+@pytest.fixture(scope="module", params=["encoder", "decoder"])
+def rm(request, tiny_encoder_dir, tiny_decoder_dir):
+    rm = init_reward_model(tiny_encoder_dir if request.param == "encoder" else tiny_decoder_dir, max_length=96)
+    torch.manual_seed(1)
+    head = rm.model.classifier if request.param == "encoder" else rm.model.score
+    with torch.no_grad():  # spread the scores so order and pooling mistakes are visible
+        head.weight.normal_(0, 1.0)
+    return rm
+
+
+def _single(rm, item):
+    ids = encode(rm.tokenizer, rm.manifest, *item)
+    with torch.inference_mode():
+        return reward_forward(rm.model, **collate([ids], rm.pad_id)).item()
+
+
+def test_plan_batches_respects_the_budget_and_sorts_by_length():
+    lengths = [5, 100, 7, 98, 60, 61, 3]
+    batches = plan_batches(lengths, 256)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for b in batches:
+        assert len(b) * max(lengths[i] for i in b) <= 256
+        assert [lengths[i] for i in b] == sorted((lengths[i] for i in b), reverse=True)
+    assert plan_batches([500, 10], 256) == [[0], [1]]  # too long for the budget: a batch of its own
+
+
+def test_fp32_scores_do_not_depend_on_the_token_budget(rm):
+    items = ITEMS + ITEMS[:4]  # duplicates too
+    runs = [Scorer(rm, token_budget=b, precision="fp32").score(items) for b in (1, 100, 300, 100_000)]
+    for other in runs[1:]:
+        assert max(abs(a - b) for a, b in zip(runs[0], other)) < 1e-5
+    singles = [_single(rm, item) for item in items]
+    assert max(abs(a - b) for a, b in zip(runs[-1], singles)) < 1e-5  # order preserved
+    assert len({round(s, 4) for s in singles}) > len(ITEMS) // 2  # inputs really differ
+
+
+def test_identical_inputs_are_scored_once(rm, monkeypatch):
+    import rewardsmith.score as score_module
+
+    rows = []
+
+    def counting_forward(model, input_ids, attention_mask):
+        rows.append(input_ids.shape[0])
+        return reward_forward(model, input_ids, attention_mask)
+
+    monkeypatch.setattr(score_module, "reward_forward", counting_forward)
+    scores = Scorer(rm, precision="fp32").score(ITEMS * 3)
+    assert sum(rows) == len(ITEMS)
+    assert scores[: len(ITEMS)] == scores[len(ITEMS): 2 * len(ITEMS)]
+
+
+def test_bf16_autocast_stays_close_to_fp32(rm):
+    fp32 = Scorer(rm, precision="fp32").score(ITEMS)
+    bf16 = Scorer(rm, precision="bf16")
+    assert bf16.dtype == torch.bfloat16
+    scale = max(abs(r) for r in fp32)
+    assert max(abs(a - b) for a, b in zip(fp32, bf16.score(ITEMS))) < 0.05 * scale
+
+
+def test_compare_is_the_bradley_terry_probability(rm):
+    scorer = Scorer(rm, precision="fp32")
+    conv, a, b = ITEMS[0][0], RESPONSES[0], RESPONSES[3]
+    r_a, r_b = scorer.score([(conv, a), (conv, b)])
+    assert scorer.compare(conv, a, b) == pytest.approx(1 / (1 + math.exp(r_b - r_a)))
+    assert scorer.compare(conv, a, b) + scorer.compare(conv, b, a) == pytest.approx(1.0)
+
+
+def test_best_of_n_ranks_best_first(rm):
+    scorer = Scorer(rm, precision="fp32")
+    conv = ITEMS[0][0]
+    ranked = scorer.best_of_n(conv, RESPONSES)
+    rewards = scorer.score([(conv, r) for r in RESPONSES])
+    assert sorted(i for i, _ in ranked) == list(range(len(RESPONSES)))
+    assert [r for _, r in ranked] == sorted(rewards, reverse=True)
+    assert all(rewards[i] == r for i, r in ranked)
+
+
+def test_score_pairs_scores_each_side_with_its_own_conversation(rm):
+    other = [{"role": "user", "content": PROMPTS[2]}]
+    pairs = [
+        PreferencePair(id="a", prompt=ITEMS[0][0], chosen=RESPONSES[0], rejected=RESPONSES[1]),
+        PreferencePair(id="b", prompt=ITEMS[0][0], chosen=RESPONSES[2], rejected=RESPONSES[3], rejected_prompt=other),
+    ]
+    got = Scorer(rm, precision="fp32").score_pairs(pairs)
+    expected = [(_single(rm, (ITEMS[0][0], RESPONSES[0])), _single(rm, (ITEMS[0][0], RESPONSES[1]))),
+                (_single(rm, (ITEMS[0][0], RESPONSES[2])), _single(rm, (other, RESPONSES[3])))]
+    assert [r for pair in got for r in pair] == pytest.approx([r for pair in expected for r in pair], abs=1e-4)
+
+
+def test_bad_settings_are_user_errors(rm):
+    with pytest.raises(RewardsmithError, match="precision='fp8'"):
+        Scorer(rm, precision="fp8")
+    with pytest.raises(RewardsmithError, match="token_budget=0"):
+        Scorer(rm, token_budget=0)

@@ -1,0 +1,122 @@
+"""A saved model scores the same through the Python API, the CLI and transformers.pipeline."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from rewardsmith.cli import main
+from rewardsmith.models import init_reward_model, load_reward_model, render, save_reward_model
+from rewardsmith.score import Scorer
+
+ROWS = [
+    {"id": "p1", "prompt": [{"role": "user", "content": "How do I boil an egg?"}],
+     "chosen": "Put it in boiling water for nine minutes.", "rejected": "No idea."},
+    {"prompt": "栄養バランスの良い食事とは何ですか？", "response": "主食、主菜、副菜をそろえることです。"},
+    {"messages": [{"role": "user", "content": "광화문에 어떻게 가나요?"}], "response": "지하철 5호선 광화문역에서 내리세요."},
+]
+
+
+def _items(row):
+    if "chosen" in row:
+        return [(row["prompt"], row["chosen"]), (row["prompt"], row["rejected"])]
+    conv = row.get("messages") or [{"role": "user", "content": row["prompt"]}]
+    return [(conv, row["response"])]
+
+
+def _with_segment_ids(encoder_dir, out):
+    """The tiny encoder with a tokenizer that emits token_type_ids, as BertTokenizer does."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    shutil.copytree(encoder_dir, out)
+    config = json.loads((out / "tokenizer_config.json").read_text())
+    config["model_input_names"] = ["input_ids", "token_type_ids", "attention_mask"]
+    (out / "tokenizer_config.json").write_text(json.dumps(config))
+    assert "token_type_ids" in AutoTokenizer.from_pretrained(out)("a", "b")
+    return out
+
+
+@pytest.fixture(scope="module", params=["encoder", "encoder-segments", "decoder"])
+def saved(request, tiny_encoder_dir, tiny_decoder_dir, tmp_path_factory):
+    base = {"encoder": tiny_encoder_dir, "decoder": tiny_decoder_dir}.get(request.param)
+    if base is None:
+        base = _with_segment_ids(tiny_encoder_dir, tmp_path_factory.mktemp("seg") / "base")
+    rm = init_reward_model(base)
+    torch.manual_seed(2)
+    head = rm.model.score if request.param == "decoder" else rm.model.classifier
+    with torch.no_grad():
+        head.weight.normal_(0, 1.0)
+    return save_reward_model(rm, tmp_path_factory.mktemp("rm") / request.param)
+
+
+@pytest.fixture(scope="module")
+def rows_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("in") / "rows.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ROWS), encoding="utf-8")
+    return path
+
+
+def _score(output) -> float:
+    return (output[0] if isinstance(output, list) else output)["score"]
+
+
+def test_api_cli_and_pipeline_agree(saved, rows_file, tmp_path):
+    from transformers import pipeline
+
+    rm = load_reward_model(saved)
+    items = [item for row in ROWS for item in _items(row)]
+    api = Scorer(rm, precision="fp32").score(items)
+
+    out = tmp_path / "scores.jsonl"
+    assert main(["score", str(saved), str(rows_file), "-o", str(out), "--precision", "fp32"]) == 0
+    results = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["line"] for r in results] == [1, 2, 3] and results[0]["id"] == "p1"
+    cli = [results[0]["chosen_score"], results[0]["rejected_score"], results[1]["score"], results[2]["score"]]
+
+    pipe = pipeline("text-classification", model=str(saved), device="cpu")
+    texts = [render(rm.tokenizer, rm.manifest, *item) for item in items]
+    if rm.manifest.input_format == "chat_template":  # the template writes the special tokens itself
+        piped = [_score(pipe(t["text"], function_to_apply="none", add_special_tokens=False)) for t in texts]
+        default = [_score(pipe(t["text"], add_special_tokens=False)) for t in texts]
+    else:
+        piped = [_score(pipe(t, function_to_apply="none")) for t in texts]
+        default = [_score(pipe(t)) for t in texts]
+
+    assert max(abs(a - b) for a, b in zip(api, cli)) < 1e-4
+    assert max(abs(a - b) for a, b in zip(api, piped)) < 1e-4
+    assert max(abs(a - b) for a, b in zip(api, default)) < 1e-4  # config makes "none" the default
+    assert max(abs(a) for a in api) > 1e-2 and len({round(a, 3) for a in api}) == len(api)
+
+
+def test_score_resumes_and_skips_rows_already_written(saved, rows_file, tmp_path):
+    out = tmp_path / "scores.jsonl"
+    out.write_text('{"line": 1, "id": "p1", "chosen_score": 0.0, "rejected_score": 0.0}\n')
+    assert main(["score", str(saved), str(rows_file), "-o", str(out), "--precision", "fp32"]) == 0
+    lines = [json.loads(line)["line"] for line in out.read_text().splitlines()]
+    assert lines == [1, 2, 3]
+    assert main(["score", str(saved), str(rows_file), "-o", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 3
+
+
+def test_compare_and_best_of_n_commands(saved, capsys):
+    prompt, a, b = "How do I boil an egg?", "Nine minutes.", "No idea."
+    scorer = Scorer(load_reward_model(saved), precision="fp32")
+    p = scorer.compare([{"role": "user", "content": prompt}], a, b)
+    assert main(["compare", str(saved), "--prompt", prompt, a, b, "--precision", "fp32"]) == 0
+    assert f"P(A better than B) = {p:.4f}" in capsys.readouterr().out
+
+    ranked = scorer.best_of_n([{"role": "user", "content": prompt}], [a, b, "Ask a chef."])
+    assert main(["best-of-n", str(saved), "--prompt", prompt, a, b, "Ask a chef.", "--precision", "fp32"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[1] for line in lines] == [f"#{i + 1}" for i, _ in ranked]
+
+
+def test_bad_rows_name_the_file_and_line(saved, tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(ROWS[1]) + "\n" + '{"prompt": "x"}\n')
+    assert main(["score", str(saved), str(bad)]) == 2
+    assert f"{bad}:2: no 'response'" in capsys.readouterr().err
