@@ -101,7 +101,7 @@ def register(subparsers) -> None:
 
 
 def list_presets() -> str:
-    from rewardsmith.data import PRESETS
+    from rewardsmith.data.presets import PRESETS
 
     lines = []
     for name in sorted(PRESETS):

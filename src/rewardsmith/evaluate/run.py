@@ -204,7 +204,7 @@ def parse_dataset(arg: str) -> DatasetSpec:
     `data/pairs.jsonl` -> a file or folder read as is. Unknown names raise with close matches."""
     if Path(arg).exists():
         return DatasetSpec(Path(arg).name.split(".")[0] or arg, arg, None)
-    from rewardsmith.data import get_preset
+    from rewardsmith.data.presets import get_preset
 
     if "=" in arg:
         name, source = arg.split("=", 1)
