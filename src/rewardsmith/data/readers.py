@@ -76,7 +76,9 @@ def read_preference(row: dict[str, Any], ctx: RowContext, report: DropReport) ->
         margin=_margin(row.get("margin")),
         language=normalize_language(row.get("language")) or ctx.language,
         source=str(row.get("source") or ctx.source),
-        subset=str(row["subset"]) if row.get("subset") not in (None, "") else (row.get("__split__") or ctx.subset),
+        # An explicit "subset": null (our own JSONL) stays None; without the column, split or file name.
+        subset=(str(row["subset"]) if row["subset"] not in (None, "") else None) if "subset" in row
+        else (row.get("__split__") or ctx.subset),
         label_info=label_info,
         rejected_prompt=rejected_prompt,
     )

@@ -1,0 +1,71 @@
+"""Every file in ../shared/data read as it is (the issue's bar), and how fast."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import pytest
+
+from rewardsmith.data import load_pairs
+
+pytestmark = pytest.mark.shared_data
+
+
+@pytest.fixture(scope="module")
+def everything(shared_data):
+    t0 = time.process_time()
+    result = load_pairs(shared_data)
+    print(f"\nread all of {shared_data}: {len(result.pairs)} pairs in {time.process_time() - t0:.1f}s CPU")
+    return result
+
+
+def test_hh_rlhf_all_8552_pairs_by_subset(everything):
+    hh = {sub: n for (src, sub, _), n in everything.report.kept.items() if src == "hh-rlhf"}
+    assert hh == {"harmless-base": 2312, "helpful-base": 2354, "helpful-online": 1137, "helpful-rejection-sampled": 2749}
+
+
+def test_ja_llm_judged_25445_pairs_with_label_info(everything):
+    ja = [p for p in everything.pairs if p.language == "ja"]
+    by_file = {}
+    for p in ja:
+        by_file[p.source.split("-")[0]] = by_file.get(p.source.split("-")[0], 0) + 1
+    assert len(ja) == 25445
+    assert by_file == {"rakuda": 2396, "japanese": 21530, "elyza": 1519}
+    assert all(p.label_info.get("judge") and p.label_info.get("judge_type") == "llm" for p in ja)
+
+
+def test_square_and_kudge_pairs(everything):
+    kept = everything.report.kept_by("source")
+    assert kept["square"] == 107
+    square = [p for p in everything.pairs if p.source == "square"]
+    assert sum(bool(p.label_info.get("unanimous")) for p in square) == 26  # as the SQuARe release says
+    kudge = everything.report.kept_by("subset")
+    assert (kudge["Korean-Easy"] + kudge["Korean-Hard"], kudge["English-Easy"] + kudge["English-Hard"]) == (381, 365)
+    assert kudge["falseinfo"] == 54
+    # the pointwise file is counted, not read: its rows are single responses
+    assert everything.report.dropped["pointwise row: one response, no pair (use k2-eval-pairwise-falseinfo.csv)"] == 54
+
+
+def test_ko_hh_rlhf_broken_translation_recovered_and_rest_counted(shared_data, everything):
+    ko = [p for p in everything.pairs if p.source == "ko-hh-rlhf"]
+    assert len(ko) >= 2100
+    dropped_ko = sum(n for reason, n in everything.report.dropped.items() if "pointwise" not in reason)
+    assert len(ko) + dropped_ko == 2312  # every line is either a pair or counted by reason
+    # Line i is line i of the English file: the recovered pairs must line up with it.
+    en = load_pairs(shared_data / "hh-rlhf-test" / "harmless-base.test.jsonl.gz").pairs
+    same_turns = sum(len(p.prompt) == len(en[p.label_info["english_line"] - 1].prompt) for p in ko)
+    assert same_turns / len(ko) > 0.8
+    ratios = [len(p.chosen) / max(1, len(en[p.label_info["english_line"] - 1].chosen)) for p in ko]
+    assert 0.3 < statistics.median(ratios) < 0.7  # Korean takes about half the characters of English
+    assert sum(r < 0.1 or r > 3 for r in ratios) / len(ratios) < 0.02  # no answers from the wrong turn
+
+
+def test_inspect_cli_reads_everything(shared_data, capsys):
+    from rewardsmith.cli import main
+
+    assert main(["data", "inspect", str(shared_data / "square-ko-ood"), "--json"]) == 0
+    import json
+
+    d = json.loads(capsys.readouterr().out)
+    assert d["kept"] == 107 and d["kept_by_language"] == {"ko": 107}
