@@ -173,3 +173,9 @@ def test_language_argument_fills_and_filters(tmp_path):
     r = load_pairs(f, language="korean")
     assert [p.language for p in r.pairs] == ["ko", "ko"]
     assert r.report.dropped == {"language != ko": 1}
+
+
+def test_file_whose_every_row_has_the_wrong_type_is_an_error(tmp_path):
+    f = write_jsonl(tmp_path / "w.jsonl", [{"prompt": "q", "chosen": i, "rejected": i + 1} for i in range(3)])
+    with pytest.raises(RewardsmithError, match=r"w.jsonl: every row failed with 'wrong type'.*--format"):
+        load_pairs(f)

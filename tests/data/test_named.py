@@ -158,3 +158,13 @@ def test_hub_id_goes_through_datasets(monkeypatch):
     assert seen["args"] == ("nvidia/HelpSteer3", "preference")
     assert r.report.kept_by("subset") == {"train": 1, "validation": 1}  # the card's splits only
     assert r.pairs[0].chosen == "b"
+
+
+def test_hh_rlhf_anthropic_layout_and_preset_pick_the_test_files(tmp_path):
+    row = {"chosen": "\n\nHuman: hi\n\nAssistant: hello", "rejected": "\n\nHuman: hi\n\nAssistant: no"}
+    for sub in ("harmless-base", "helpful-base"):
+        for split, n in (("train", 3), ("test", 2)):
+            (tmp_path / sub).mkdir(exist_ok=True)
+            (tmp_path / sub / f"{split}.jsonl.gz").write_bytes(gzip.compress((json.dumps(row) + "\n").encode() * n))
+    r = load_pairs(tmp_path, preset="hh-rlhf")
+    assert r.report.kept_by("subset") == {"harmless-base": 2, "helpful-base": 2}

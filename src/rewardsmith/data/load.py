@@ -13,7 +13,7 @@ from its first row (formats.py), turn rows into pairs (readers.py, named.py), dr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,7 +91,10 @@ def load_pairs(
     sources = files.resolve(source, split, report)
     sources = _merge_companions(sources, report)
     for src in sources:
-        pairs.extend(_read_source(src, fmt, columns, lang, name, report))
+        before = report.dropped.copy()
+        got = _read_source(src, fmt, columns, lang, name, report)
+        _check_not_all_wrong(src, got, report.dropped - before, report)
+        pairs.extend(got)
     pairs = _drop_mojibake(pairs, report)
     if lang:
         steps.insert(0, filters.language_is(lang))
@@ -121,14 +124,17 @@ def _names(src: files.Source, fmt: Format, name: str | None) -> tuple[str, str |
     source = fmt.source or name or src.dataset
     if src.kind == "hf":
         return source, src.split
-    stem = re.sub(r"_annotations$", "", Path(src.path).name.split(".")[0])
+    path = Path(src.path)
+    stem = re.sub(r"_annotations$", "", path.name.split(".")[0])
+    if fmt.name == "hh-rlhf" and stem in ("train", "test"):
+        stem = path.parent.name  # Anthropic's layout: harmless-base/test.jsonl.gz -> "harmless-base"
     return source, stem
 
 
 def _read_source(
     src: files.Source, fmt: Format | None, columns: Mapping[str, str] | None, lang: str | None,
     name: str | None, report: DropReport,
-) -> Iterable[PreferencePair]:
+) -> list[PreferencePair]:
     rows = files.iter_rows(src, report)
     first = next(rows, None)
     if first is None:
@@ -173,6 +179,24 @@ def _read_source(
         except KeyError as e:
             report.drop("missing field", where, f"no column {e.args[0]!r}")
     return out
+
+
+# Reasons that mean the file's layout, not a row, is wrong when every row fails with them.
+_SCHEMA_REASONS = {"wrong type", "bad message", "missing field", "not a JSON object"}
+
+
+def _check_not_all_wrong(src: files.Source, got: list[PreferencePair], dropped, report: DropReport) -> None:
+    """A file whose every row fails for one schema reason is wrong as a whole: say so, with the fix."""
+    if got or len(dropped) != 1:
+        return
+    (reason,) = dropped
+    if reason in _SCHEMA_REASONS:
+        example = report.examples[reason][0]
+        raise RewardsmithError(
+            f"{src.name}: every row failed with '{reason}' (first: {example}); the file does not have the "
+            f"layout of format {report.files.get(src.name)!r}: map its columns (--column OURS=THEIRS) or "
+            "pick the right --format"
+        )
 
 
 def _check_mapping(columns: Mapping[str, str], row: dict[str, Any], where: str) -> None:

@@ -45,7 +45,7 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("helpsteer3-ja", "HelpSteer3 preference, Japanese, single-turn, no ties (train + validation)",
-           "nvidia/HelpSteer3:preference", "**/*.jsonl*", "helpsteer3", "train+validation",
+           "nvidia/HelpSteer3:preference", "**/preference/*.jsonl*", "helpsteer3", "train+validation",
            (filters.single_turn, filters.drop_ties),
            "cyberagent/ca-reward-3b-ja: language == japanese, len(context) == 1, overall_preference != 0", 283,
            language="ja"),
@@ -65,7 +65,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            "heegyu/ko-reward-model-helpful-roberta-large: ko-ultrafeedback-binarized",
            language="ko", source_name="ko-ultrafeedback-binarized"),
     Preset("hh-rlhf", "Anthropic hh-rlhf, one subset per file (harmless-base, helpful-base, ...)",
-           "Anthropic/hh-rlhf", "**/*.jsonl*", "hh-rlhf", "test", (),
+           "Anthropic/hh-rlhf", "**/*test*.jsonl*", "hh-rlhf", "test", (),
            "Anthropic hh-rlhf test split: 8,552 pairs (2,312 / 2,354 / 1,137 / 2,749)", 8552),
     Preset("square", "naver-ai SQuARe OOD responses: acceptable vs not-acceptable pairs per question (safety)",
            None, "**/response_test_ood*.json", "square", None, (),
