@@ -28,6 +28,8 @@ from rewardsmith.errors import RewardsmithError
 
 # Formats whose pairs span rows: the reader gets every row of a file at once.
 GROUPED = {"square"}
+# Formats that read lines which are not valid JSON themselves (as {"__line__": text}).
+RAW_LINES = {"ko-hh-rlhf-deepl"}
 
 
 @dataclass
@@ -71,14 +73,10 @@ def load_pairs(
         source = source if source is not None else p.hub_id
         format = format or p.format
         local = Path(str(source))
-        if local.is_dir() and not files.is_hf_folder(local) and p.files:
-            # A local copy of the whole dataset: read the files the preset names, if it has them.
-            if any(q.is_file() for q in local.glob(p.files)):
-                source = str(local / p.files)
-        elif not local.exists():
-            split = split or p.split  # a hub id: the card's split(s)
-        elif files.is_hf_folder(local):
-            split = split or p.split
+        if local.is_dir() and not files.is_hf_folder(local) and p.files and any(local.glob(p.files)):
+            source = str(local / p.files)  # a local copy of the whole set: the files the preset names
+        if not local.exists() or files.is_hf_folder(local):
+            split = split or p.split  # a hub id or a saved dataset: the card's split(s)
         steps = list(p.filters)
         name = p.source_name
         language = language or p.language
@@ -109,9 +107,7 @@ def _merge_companions(sources: list[files.Source], report: DropReport) -> list[f
     names = {s.path for s in sources}
     out = []
     for s in sources:
-        if s.path.endswith("_annotations.json"):
-            pass
-        elif re.sub(r"\.json$", "_annotations.json", s.path) in names and s.path.endswith(".json"):
+        if s.path.endswith(".json") and s.path[:-5] + "_annotations.json" in names:
             report.skipped[s.path] = f"same rows as {Path(s.path).stem}_annotations.json, which adds raw annotations (read that)"
             continue
         out.append(s)
@@ -145,8 +141,8 @@ def _read_source(
         _check_mapping(columns, row0, where0)
     row0 = _rename(row0, columns)
     use = fmt or detect(row0, where0)
-    if "__line__" not in row0 or use.name != "ko-hh-rlhf-deepl":
-        check_columns(use, row0, where0) if "__line__" not in row0 else None
+    if "__line__" not in row0:  # an almost-JSON text line has no columns to check
+        check_columns(use, row0, where0)
     report.files[src.name] = use.name
     source_name, subset = _names(src, use, name)
     default_lang = lang or use.language
@@ -168,7 +164,7 @@ def _read_source(
         out.extend(use.read(good, ctx, report))
         return out
     for index, (where, row) in enumerate(all_rows()):
-        if "__line__" in row and use.name != "ko-hh-rlhf-deepl":
+        if "__line__" in row and use.name not in RAW_LINES:
             report.drop("invalid JSON", where, row["__error__"])
             continue
         ctx = RowContext(where, index, source_name, subset, default_lang)
