@@ -179,3 +179,11 @@ def test_file_whose_every_row_has_the_wrong_type_is_an_error(tmp_path):
     f = write_jsonl(tmp_path / "w.jsonl", [{"prompt": "q", "chosen": i, "rejected": i + 1} for i in range(3)])
     with pytest.raises(RewardsmithError, match=r"w.jsonl: every row failed with 'wrong type'.*--format"):
         load_pairs(f)
+
+
+def test_broken_first_line_does_not_decide_the_format(tmp_path):
+    f = tmp_path / "b.jsonl"
+    f.write_text('{"prompt": "q", "chosen": \n' + json.dumps({"prompt": "q", "chosen": "a", "rejected": "b"}) + "\n")
+    r = load_pairs(f)
+    assert len(r.pairs) == 1 and r.report.dropped == {"invalid JSON": 1}
+    assert r.report.examples["invalid JSON"][0].startswith(f"{f}:1")

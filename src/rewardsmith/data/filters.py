@@ -1,7 +1,7 @@
 """Filters named the way the model cards name them. Each is `(pairs, report) -> pairs` and reports
 every pair it drops (reason + pair id), so a preset's counts can be checked against its card.
 
-    single_turn          the prompt holds one user turn (HelpSteer3-ja: len(context) == 1)
+    single_turn          the prompt is one user message (HelpSteer3-ja: len(context) == 1)
     drop_ties            label_info["tie"] pairs go (HelpSteer3 overall_preference 0, arena ties)
     language_is("ja")    language == ja
     turn_is(1)           arena `turn` == 1
@@ -39,7 +39,8 @@ def _keep_if(reason: str, keep: Callable[[PreferencePair], bool], name: str) -> 
     return run
 
 
-single_turn = _keep_if("not single-turn", lambda p: p.is_single_turn and p.rejected_prompt is None, "single_turn")
+# The cards' "single-turn" is HelpSteer3's len(context) == 1: the prompt is the one user message.
+single_turn = _keep_if("not single-turn", lambda p: len(p.prompt) == 1 and p.rejected_prompt is None, "single_turn")
 drop_ties = _keep_if("tie", lambda p: not p.label_info.get("tie"), "drop_ties")
 distinct_responses = _keep_if("chosen == rejected", lambda p: p.chosen.strip() != p.rejected.strip(), "distinct_responses")
 

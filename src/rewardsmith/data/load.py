@@ -132,23 +132,29 @@ def _read_source(
     name: str | None, report: DropReport,
 ) -> list[PreferencePair]:
     rows = files.iter_rows(src, report)
-    first = next(rows, None)
-    if first is None:
+    # The format is told by the first JSON row; lines before it that are not JSON are kept for the
+    # reader (a raw-line format) or dropped as invalid JSON, not used to guess.
+    head: list[tuple[str, dict]] = []
+    for where, row in rows:
+        head.append((where, row))
+        if "__line__" not in row or fmt is not None or any(FORMATS[f].matches(row) for f in RAW_LINES):
+            break
+    if not head:
         report.skipped[src.name] = "no rows"
         return []
-    where0, row0 = first
-    if columns:
+    where0, row0 = head[-1]
+    if columns and "__line__" not in row0:
         _check_mapping(columns, row0, where0)
-    row0 = _rename(row0, columns)
-    use = fmt or detect(row0, where0)
+    use = fmt or detect(_rename(row0, columns), where0)
     if "__line__" not in row0:  # an almost-JSON text line has no columns to check
-        check_columns(use, row0, where0)
+        check_columns(use, _rename(row0, columns), where0)
     report.files[src.name] = use.name
     source_name, subset = _names(src, use, name)
     default_lang = lang or use.language
 
     def all_rows():
-        yield where0, row0
+        for where, row in head:
+            yield where, _rename(row, columns)
         for where, row in rows:
             yield where, _rename(row, columns)
 
