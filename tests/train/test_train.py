@@ -136,8 +136,8 @@ def _env():
 
 def test_a_killed_run_resumes_to_the_same_weights(tmp_path, tiny_encoder_dir):
     """SIGKILL a real run after its first checkpoint; --resume must end where an uninterrupted run ends."""
-    config = _config(tmp_path, tiny_encoder_dir, max_steps=40, checkpoint_every=4, keep_checkpoints=2,
-                     group_by_length=True)
+    # 3 epochs of 23 steps, capped at 40: the resumed run also crosses an epoch boundary.
+    config = _config(tmp_path, tiny_encoder_dir, epochs=3, max_steps=40, checkpoint_every=4, keep_checkpoints=2)
     reference = tmp_path / "reference"
     ref = _run(["--config", str(config), "--output_dir", str(reference)], _env())
     victim_out = tmp_path / "out"
@@ -158,7 +158,7 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path, tiny_encoder_dir):
     resumed = _run(["--config", str(config), "--resume"], _env())
     log = resumed.communicate(timeout=600)[0]
     assert resumed.returncode == 0, log
-    assert f"(step {killed_at} of 40)" in log
+    assert f"(step {killed_at} of 40)" in log, log
     assert ref.wait(timeout=600) == 0, ref.stdout.read()
     a, b = _weights(reference), _weights(victim_out)
     for key in a:
