@@ -69,3 +69,10 @@ def test_inspect_cli_reads_everything(shared_data, capsys):
 
     d = json.loads(capsys.readouterr().out)
     assert d["kept"] == 107 and d["kept_by_language"] == {"ko": 107}
+
+
+@pytest.mark.parametrize("preset,folder", [("hh-rlhf", "hh-rlhf-test"), ("square", "square-ko-ood"), ("kudge", "kudge")])
+def test_presets_on_the_local_copies_give_the_expected_counts(shared_data, preset, folder):
+    from rewardsmith.data.presets import get_preset
+
+    assert len(load_pairs(shared_data / folder, preset=preset).pairs) == get_preset(preset).expected
