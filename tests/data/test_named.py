@@ -168,3 +168,25 @@ def test_hh_rlhf_anthropic_layout_and_preset_pick_the_test_files(tmp_path):
             (tmp_path / sub / f"{split}.jsonl.gz").write_bytes(gzip.compress((json.dumps(row) + "\n").encode() * n))
     r = load_pairs(tmp_path, preset="hh-rlhf")
     assert r.report.kept_by("subset") == {"harmless-base": 2, "helpful-base": 2}
+
+
+def test_ko_deepl_lines_recovered_whatever_comes_first(tmp_path):
+    """Three damaged lines in the shape of ko_harmless_base_test.txt (the first one valid JSON)."""
+    lines = [
+        json.dumps({"chosen": "\n\nHuman: 안녕?\n\nAssistant: 안녕하세요.", "거부됨": "\n\nHuman: 안녕?\n\nAssistant: 꺼져."},
+                   ensure_ascii=False),
+        # stray quote at a turn end, translated role marker with an invalid escape, translated key
+        r'{"chosen": "\n\nHuman: 펜으로 할 장난은?"\n\nAssistant: 아이디어를 찾나요?"\n\nHuman: 네\n\어시스턴트: 낙서하세요.", '
+        r'"거부": "\n\nHuman: 펜으로 할 장난은? \n\nAssistant: 아이디어를 찾나요? \n\nHuman: 네\n\n조수: 몰라요."}',
+        # the chosen answer lost by the translation: counted, not guessed
+        r'{"chosen": "\n\nHuman: 독은 뭐가 좋아요?", "거부됨": "\n\nHuman: 독은 뭐가 좋나요?"\n\nAssistant: 안 알려줘요."}',
+    ]
+    f = tmp_path / "ko_harmless_base_test.txt"
+    f.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    r = load_pairs(f)
+    assert r.report.files == {str(f): "ko-hh-rlhf-deepl"}
+    assert [(p.chosen, p.rejected) for p in r.pairs] == [("안녕하세요.", "꺼져."), ("낙서하세요.", "몰라요.")]
+    p = r.pairs[1]
+    assert [m["role"] for m in p.prompt] == ["user", "assistant", "user"]
+    assert p.prompt[0]["content"] == "펜으로 할 장난은?" and p.label_info["rejected_key"] == "거부"
+    assert r.report.dropped == {"answer lost in translation": 1}

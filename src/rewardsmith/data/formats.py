@@ -33,14 +33,21 @@ class Format:
 
 def _is_hh(row: dict[str, Any]) -> bool:
     c = row.get("chosen")
-    return "prompt" not in row and isinstance(c, str) and c.lstrip(" ").startswith(("\n\nHuman:", "Human:"))
+    return "prompt" not in row and "rejected" in row and isinstance(c, str) and c.lstrip(" ").startswith(("\n\nHuman:", "Human:"))
+
+
+def _is_translated_hh(row: dict[str, Any]) -> bool:
+    """A valid line of the DeepL file: {"chosen": transcript, "<translated key>": transcript}."""
+    keys = [k for k in row if not k.startswith("__")]
+    return (len(keys) == 2 and keys[0] == "chosen" and keys[1] != "rejected"
+            and isinstance(row["chosen"], str) and "Human:" in row["chosen"])
 
 
 FORMATS: dict[str, Format] = {f.name: f for f in [
     Format("hh-rlhf", readers.read_hh_rlhf, ("chosen", "rejected"), _is_hh, "hh-rlhf", "en",
            "Anthropic hh-rlhf transcripts {chosen, rejected} ('\\n\\nHuman: ...\\n\\nAssistant: ...')"),
-    Format("ko-hh-rlhf-deepl", named.read_ko_hh_rlhf_deepl, ("__line__",),
-           lambda row: "__line__" in row and "Human:" in row["__line__"], "ko-hh-rlhf", "ko",
+    Format("ko-hh-rlhf-deepl", named.read_ko_hh_rlhf_deepl, ("chosen",),
+           lambda row: ("__line__" in row and "Human:" in row["__line__"]) or _is_translated_hh(row), "ko-hh-rlhf", "ko",
            "sionic-ai Data_Ko_hh-rlhf: DeepL-translated hh-rlhf as almost-JSON lines (keys, quotes, roles damaged)"),
     Format("helpsteer3", named.read_helpsteer3,
            ("context", "response1", "response2", "overall_preference"),
