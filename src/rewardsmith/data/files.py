@@ -24,9 +24,9 @@ from rewardsmith.errors import RewardsmithError
 # Suffix (after stripping .gz) -> how to read it. `.txt` is read line by line as JSONL-ish text
 # (the broken Korean hh-rlhf translation is a .txt of almost-JSON lines).
 ROW_SUFFIXES = {".jsonl": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".txt": "text"}
-# Files that sit beside data and are never data.
-NOT_DATA = {".md", ".rst", ".py", ".sh", ".yaml", ".yml", ".lock", ".gitattributes", ".gitignore"}
-NOT_DATA_NAMES = {"license", "licence", "notice", "readme", "copying", "dataset_info.json", "state.json", "dataset_dict.json"}
+# Files that sit beside data and are never data (README.md is skipped by its suffix anyway).
+NOT_DATA_NAMES = {"license", "licence", "notice", "readme", "copying", "dataset_info.json", "state.json",
+                  "dataset_dict.json"}
 
 csv.field_size_limit(1 << 30)  # hh-rlhf-style transcripts in a CSV cell exceed the 128 KiB default
 
@@ -67,7 +67,9 @@ def resolve(source: str | Path, split: str | None, report: DropReport) -> list[S
     if path.is_dir():
         if is_hf_folder(path):
             return [Source(str(path), "hf", split, path.resolve().name)]
-        files = sorted(p for p in path.rglob("*") if p.is_file())
+        # Hidden files and folders (.git/, .cache/, .gitattributes) are never data.
+        files = sorted(p for p in path.rglob("*")
+                       if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
         out = _files_to_sources(files, report, path.resolve().name)
         if not out:
             raise RewardsmithError(
@@ -101,11 +103,8 @@ def _files_to_sources(files: list[Path], report: DropReport, dataset: str) -> li
     out = []
     for p in files:
         kind = file_kind(p)
-        if any(part.startswith(".") for part in p.parts[-2:]):
-            continue  # hidden files and .cache folders
-        if kind is None or p.name.lower() in NOT_DATA_NAMES:
-            if p.suffix.lower() in NOT_DATA or p.name.lower().split(".")[0] in NOT_DATA_NAMES or kind is None:
-                report.skipped[str(p)] = "not a data file"
+        if kind is None or p.name.lower() in NOT_DATA_NAMES or p.name.lower().split(".")[0] in NOT_DATA_NAMES:
+            report.skipped[str(p)] = "not a data file"
             continue
         out.append(Source(str(p), kind, dataset=dataset))
     return out
@@ -118,7 +117,8 @@ def read_text(path: str) -> str:
         try:
             raw = gzip.decompress(raw)
         except OSError as e:
-            raise RewardsmithError(f"{path}: not a valid gzip file ({e}); rename it without .gz if it is plain text") from None
+            raise RewardsmithError(
+                f"{path}: not a valid gzip file ({e}); rename it without .gz if it is plain text") from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:

@@ -33,7 +33,8 @@ class Format:
 
 def _is_hh(row: dict[str, Any]) -> bool:
     c = row.get("chosen")
-    return "prompt" not in row and "rejected" in row and isinstance(c, str) and c.lstrip(" ").startswith(("\n\nHuman:", "Human:"))
+    return ("prompt" not in row and "rejected" in row and isinstance(c, str)
+            and c.lstrip(" ").startswith(("\n\nHuman:", "Human:")))
 
 
 def _is_translated_hh(row: dict[str, Any]) -> bool:

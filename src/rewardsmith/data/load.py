@@ -108,7 +108,8 @@ def _merge_companions(sources: list[files.Source], report: DropReport) -> list[f
     out = []
     for s in sources:
         if s.path.endswith(".json") and s.path[:-5] + "_annotations.json" in names:
-            report.skipped[s.path] = f"same rows as {Path(s.path).stem}_annotations.json, which adds raw annotations (read that)"
+            report.skipped[s.path] = (f"same rows as {Path(s.path).stem}_annotations.json, which adds raw "
+                                      "annotations (read that)")
             continue
         out.append(s)
     return out

@@ -299,8 +299,8 @@ _KO_SEP = re.compile(r'"\s*,\s*"([^"\\\n]{1,30})"\s*:\s*(?:"[^"\\\n]{1,30}"\s*:\
 _KO_CLOSE = re.compile(r'"?\s*\}+\s*$')
 _KO_BRACE_TURN = re.compile(r'"\s*\}\s*\{+\s*')  # `"}{어시스턴트:` -> a turn boundary
 _KO_USER = r"Human[가-힣]*|인간|사람|휴먼"
-_KO_ASSISTANT = ("Assistant|Anssistant|Answister|Answer|[엔앤]?어시스턴트|어시스턴스|A시스턴트|[엔앤]?조수|보조자|보조원|"
-                 r"보조|비서|조교|지원자|조언자|조력자|도우미|지원|답변|응답")
+_KO_ASSISTANT = ("Assistant|Anssistant|Answister|Answer|[엔앤]?어시스턴트|어시스턴스|A시스턴트|[엔앤]?조수|"
+                 "보조자|보조원|보조|비서|조교|지원자|조언자|조력자|도우미|지원|답변|응답")
 _KO_TURN = re.compile(
     rf'(?:(?:^|\n+)\s*\\?|(?<=[.?!"]) ?)({_KO_USER}|{_KO_ASSISTANT})\s*:[ ]?')
 _KO_USER_RE = re.compile(rf"(?:{_KO_USER})$")
