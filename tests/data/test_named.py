@@ -93,7 +93,7 @@ def test_ultrafeedback_binarized_h4_messages_and_ko_strings():
     h4 = load_pairs(FIX / "ultrafeedback-binarized").pairs
     assert h4[0].prompt == [{"role": "user", "content": "Name a prime number."}]
     assert (h4[0].chosen, h4[0].rejected) == ("7 is a prime number.", "9")
-    assert h4[0].label_info["score_chosen"] == 9.0
+    assert h4[0].label_info == {"prompt_id": "p1", "score_chosen": 9.0, "score_rejected": 2.0}
     ko = load_pairs(FIX / "ko-ultrafeedback-binarized", preset="ko-ultrafeedback-binarized")
     assert len(ko.pairs) == 2 and all(p.language == "ko" for p in ko.pairs)
     assert ko.report.dropped == {"mojibake": 1}  # the card's own `μ±—λ΄‡μ˜` damage

@@ -66,7 +66,8 @@ def read_preference(row: dict[str, Any], ctx: RowContext, report: DropReport) ->
         label_info = _json_object(label_info)  # our Parquet stores it as a JSON string (see save.py)
     label_info = dict(label_info) if isinstance(label_info, dict) else {}
     for k, v in row.items():
-        if k not in PAIR_FIELDS and not k.startswith("__"):
+        # UltraFeedback-binarized repeats the chosen conversation as `messages`: not label information.
+        if k not in PAIR_FIELDS and not k.startswith("__") and not (k == "messages" and v == chosen_raw):
             label_info.setdefault(k, v)
     yield PreferencePair(
         id=ctx.make_id(row),
