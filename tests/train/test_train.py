@@ -172,7 +172,9 @@ def test_two_processes_on_gloo_match_one_process(tmp_path, tiny_encoder_dir):
     """accelerate launch --num_processes 2 (CPU, gloo) = 1 process at the same global batch."""
     config = _config(tmp_path, tiny_encoder_dir, max_steps=8, batch_size=8, micro_batch_size=2)
     one = _run(["--config", str(config), "--output_dir", str(tmp_path / "one")], _env())
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+    # On a CPU-only machine `--multi_gpu` is accelerate's switch for "several processes" (torchrun);
+    # the trainer then picks gloo (see loop.train). `--cpu` alone would start one process.
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
               "-m", "rewardsmith", "train", "--config", str(config), "--output_dir", str(tmp_path / "two"),
               "--no-progress"]
@@ -183,8 +185,11 @@ def test_two_processes_on_gloo_match_one_process(tmp_path, tiny_encoder_dir):
     assert one.returncode == 0, log
     assert "1 processes x 4 micro-batches" in log
     a, b = _weights(tmp_path / "one"), _weights(tmp_path / "two")
-    for key in a:
-        assert torch.allclose(a[key], b[key], rtol=1e-4, atol=1e-5), key
+    # The score-head bias cancels in r_c - r_r and attention key biases cancel in the softmax: their
+    # true gradient is 0, so Adam turns float rounding noise into lr-sized steps. Compare the rest.
+    null_gradient = {k for k in a if k == "classifier.bias" or k.endswith("attention.self.key.bias")}
+    for key in set(a) - null_gradient:
+        assert torch.allclose(a[key], b[key], rtol=0, atol=2e-5), key
     ra = json.loads((tmp_path / "one" / "train_result.json").read_text())["validation"]
     rb = json.loads((tmp_path / "two" / "train_result.json").read_text())["validation"]
     assert ra["n"] == rb["n"] and abs(ra["loss"] - rb["loss"]) < 1e-4

@@ -75,6 +75,7 @@ class TrainConfig:
     # Model.
     precision: str = "auto"  # auto (bf16 where the hardware has it) | bf16 | fp32
     freeze_embeddings: bool = False  # the word-embedding table; most of a small model's optimizer cost
+    freeze_layers: int = 0  # also freeze the bottom N transformer layers: no backward pass through them
     disable_dropout: bool = True  # as TRL's RewardConfig: dropout adds noise to r_c - r_r
     lora: LoraSpec | None = None
     group_by_length: bool = True
@@ -215,7 +216,7 @@ def _validate(raw: dict[str, Any], where: str) -> TrainConfig:
     for name in ("max_length", "batch_size", "micro_batch_size", "keep_checkpoints"):
         if isinstance(v.get(name), int) and v[name] < 1:
             err(name, f"must be >= 1, got {v[name]}")
-    for name in ("log_every", "eval_every", "checkpoint_every"):
+    for name in ("log_every", "eval_every", "checkpoint_every", "freeze_layers"):
         if isinstance(v.get(name), int) and v[name] < 0:
             err(name, f"must be >= 0, got {v[name]}")
     if isinstance(v.get("batch_size"), int) and isinstance(v.get("micro_batch_size"), int) and v["micro_batch_size"] >= 1:
@@ -238,8 +239,11 @@ def _validate(raw: dict[str, Any], where: str) -> TrainConfig:
         err("lr_end", f"{v['lr_end']} is above lr {min(v['lr'])}; the schedule decays from lr to lr_end")
     if v.get("over_length") not in ("drop", "truncate"):
         err("over_length", f"{v.get('over_length')!r} is not one of drop, truncate")
-    if v.get("lora") and v.get("freeze_embeddings"):
-        err("freeze_embeddings", "LoRA already freezes every base weight; drop freeze_embeddings or lora")
+    if v.get("lora") and (v.get("freeze_embeddings") or v.get("freeze_layers")):
+        err("freeze_embeddings", "LoRA already freezes every base weight; drop freeze_embeddings/freeze_layers or lora")
+    if v.get("freeze_layers") and not v.get("freeze_embeddings"):
+        err("freeze_layers", "freezing layers above a trainable embedding table saves nothing; "
+            "set freeze_embeddings: true as well")
 
     if errors:
         raise RewardsmithError(f"{len(errors)} problem(s) in the training config:\n  " + "\n  ".join(errors))

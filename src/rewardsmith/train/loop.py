@@ -70,7 +70,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     out = Path(config.output_dir)
 
     # ---------------------------------------------------------------- setup
-    accelerator = Accelerator(mixed_precision=_mixed_precision(config.precision))
+    # cpu=True on machines without an accelerator makes several processes use gloo (MULTI_CPU);
+    # without it accelerate would run each launched process alone.
+    accelerator = Accelerator(mixed_precision=_mixed_precision(config.precision), cpu=not _has_accelerator())
     main = accelerator.is_main_process
     world = accelerator.num_processes
     per_step = config.batch_size // config.micro_batch_size  # micro-batches per optimizer step
@@ -311,6 +313,11 @@ def _flat(metrics: dict) -> dict:
 
 # -------------------------------------------------------------------- setup helpers
 
+def _has_accelerator() -> bool:
+    xpu = getattr(torch, "xpu", None)
+    return torch.cuda.is_available() or torch.backends.mps.is_available() or bool(xpu and xpu.is_available())
+
+
 def _mixed_precision(precision: str) -> str:
     """"auto" -> "bf16" where the hardware computes bf16 natively (CUDA, or a CPU with AMX /
     AVX512-BF16, ~3x faster than fp32 there), else "no"."""
@@ -351,10 +358,29 @@ def _load_data(config: TrainConfig, tokenizer, manifest):
 def _prepare_for_training(model, config: TrainConfig) -> None:
     if config.freeze_embeddings:
         model.get_input_embeddings().requires_grad_(False)
+    if config.freeze_layers:
+        # Position/type embeddings and the bottom layers too: autograd then records nothing below
+        # the first trainable layer, so the backward pass stops there.
+        for module in model.base_model.modules():
+            if "embed" in type(module).__name__.lower():
+                module.requires_grad_(False)
+        layers = _layers(model)
+        if config.freeze_layers > len(layers):
+            raise RewardsmithError(f"freeze_layers={config.freeze_layers} but {config.model} has {len(layers)} layers")
+        for layer in layers[:config.freeze_layers]:
+            layer.requires_grad_(False)
     if config.disable_dropout:
         for module in model.modules():
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0
+
+
+def _layers(model) -> torch.nn.ModuleList:
+    """The stack of transformer layers (BERT's encoder.layer, Llama's layers, ...): the longest ModuleList."""
+    stacks = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList)]
+    if not stacks:
+        raise RewardsmithError(f"{type(model).__name__}: no layer stack found; freeze_layers needs one")
+    return max(stacks, key=len)
 
 
 def _apply_lora(model, config: TrainConfig):
