@@ -112,3 +112,17 @@ def test_bad_settings_are_user_errors(rm):
         Scorer(rm, precision="fp8")
     with pytest.raises(RewardsmithError, match="token_budget=0"):
         Scorer(rm, token_budget=0)
+
+
+def test_a_model_loaded_in_bf16_scores_natively(rm, tmp_path):
+    from rewardsmith.models import load_reward_model, save_reward_model
+    from rewardsmith.score import scoring_dtype
+
+    fp32 = Scorer(rm, precision="fp32").score(ITEMS)
+    loaded = load_reward_model(save_reward_model(rm, tmp_path / "rm"), dtype=scoring_dtype("bf16"))
+    scorer = Scorer(loaded)
+    assert scorer.dtype == torch.bfloat16 and not scorer._needs_autocast
+    scale = max(abs(r) for r in fp32)
+    assert max(abs(a - b) for a, b in zip(fp32, scorer.score(ITEMS))) < 0.05 * scale
+    with pytest.raises(RewardsmithError, match="precision='fp32' but the model was loaded in torch.bfloat16"):
+        Scorer(loaded, precision="fp32")

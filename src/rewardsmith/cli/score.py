@@ -82,10 +82,11 @@ def _scorer(args):
     from transformers.utils import logging as hf_logging
 
     from rewardsmith.models import load_reward_model
-    from rewardsmith.score import Scorer
+    from rewardsmith.score import Scorer, scoring_dtype
 
     hf_logging.disable_progress_bar()  # "Loading weights" bars would bury the scoring progress
-    return Scorer(load_reward_model(args.model), token_budget=args.token_budget, precision=args.precision)
+    rm = load_reward_model(args.model, dtype=scoring_dtype(args.precision))
+    return Scorer(rm, token_budget=args.token_budget, precision=args.precision)
 
 
 def _conversation(where: str, row: dict[str, Any]) -> list[dict]:

@@ -1,0 +1,174 @@
+"""Scoring throughput: the card's recipe vs batched transformers.pipeline vs rewardsmith's Scorer.
+
+Same model, same real inputs (hh-rlhf helpful-base test conversations from ../shared/data), one
+process, one run. Prints sequences/second of
+  (a) the card recipe: every input padded to max_length, one sequence per forward pass;
+  (b) transformers.pipeline("text-classification") with batch_size B (pads each batch to its
+      longest, in input order);
+  (c) rewardsmith.score.Scorer: length-sorted batches under a token budget;
+the ratios, how far the three agree, and model-FLOPs utilisation (MFU): useful matmul FLOPs
+(real tokens only) per second divided by a bf16 (or fp32) matmul rate measured in the same run.
+All three run under the same precision (--precision), so the ratios measure padding and
+batching, not dtype. The card recipe costs the same for every input (always max_length tokens),
+so it is timed on the first --n-card inputs only.
+
+    python benchmarks/score_throughput.py --model gemma-3-270m --max-length 4096
+    python benchmarks/score_throughput.py --model multilingual-e5-small --max-length 512 --n 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import random
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+HH_FILE = "hh-rlhf-test/helpful-base.test.jsonl.gz"
+
+
+def load_conversations(data: Path, n: int, seed: int) -> list[tuple[list[dict], str]]:
+    """n (conversation, chosen response) items from hh-rlhf helpful-base test, seeded sample."""
+    path = data / HH_FILE
+    try:
+        from rewardsmith.data import load_pairs
+
+        pairs = load_pairs(str(path)).pairs
+        items = [p.chosen_conversation() for p in pairs]
+    except ImportError:  # the data layer is absent: split "\n\nHuman: / \n\nAssistant:" minimally
+        items = []
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            for line in f:
+                turns = json.loads(line)["chosen"].split("\n\nAssistant: ")
+                prompt = "\n\nAssistant: ".join(turns[:-1]).replace("\n\nHuman: ", "", 1)
+                items.append(([{"role": "user", "content": prompt}], turns[-1]))
+    random.Random(seed).shuffle(items)
+    return items[:n]
+
+
+def matmul_flops_per_s(dtype: torch.dtype, size: int = 2048, reps: int = 8) -> float:
+    """The machine's dense matmul rate in this process (square size x size, after a warm-up)."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * size**3 * reps / (time.perf_counter() - start)
+
+
+def model_flops(model, lengths: list[int]) -> float:
+    """Forward matmul FLOPs for sequences of these lengths: 2 * non-embedding params per token,
+    plus attention scores and mixing (Q K^T and A V: 4 * layers * T^2 * attention width)."""
+    config = model.config.get_text_config()
+    embedding_params = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding))
+    dense = sum(p.numel() for p in model.parameters()) - embedding_params
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    width = config.num_attention_heads * head_dim
+    return sum(2 * dense * t + 4 * config.num_hidden_layers * t * t * width for t in lengths)
+
+
+def run_card_recipe(rm, items, autocast) -> tuple[list[float], float]:
+    """Each input tokenised with padding="max_length", scored alone (the cards' sample code)."""
+    tok, m = rm.tokenizer, rm.manifest
+    from rewardsmith.models import render
+
+    scores = []
+    start = time.perf_counter()
+    with torch.no_grad(), autocast():
+        for conv, response in items:
+            text = render(tok, m, conv, response)
+            if m.input_format == "pair":
+                inputs = tok(text["text"], text["text_pair"], padding="max_length", truncation=True,
+                             max_length=m.max_length, return_tensors="pt")
+            else:
+                inputs = tok(text["text"], padding="max_length", truncation=True, max_length=m.max_length,
+                             return_tensors="pt", add_special_tokens=False)
+            scores.append(rm.model(**inputs).logits[0, 0].float().item())
+    return scores, time.perf_counter() - start
+
+
+def run_pipeline(rm, items, batch_size, autocast) -> tuple[list[float], float]:
+    from transformers import pipeline
+
+    from rewardsmith.models import render
+
+    pipe = pipeline("text-classification", model=rm.model, tokenizer=rm.tokenizer, device="cpu")
+    texts = [render(rm.tokenizer, rm.manifest, c, r) for c, r in items]
+    kwargs = {"function_to_apply": "none", "batch_size": batch_size, "truncation": True,
+              "max_length": rm.manifest.max_length}
+    if rm.manifest.input_format == "chat_template":
+        texts = [t["text"] for t in texts]
+        kwargs["add_special_tokens"] = False
+    start = time.perf_counter()
+    with autocast():
+        out = pipe(texts, **kwargs)
+    elapsed = time.perf_counter() - start
+    return [(o[0] if isinstance(o, list) else o)["score"] for o in out], elapsed
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="gemma-3-270m", help="embedded name or model folder (default gemma-3-270m)")
+    p.add_argument("--max-length", type=int, default=None, help="the card's max_length (default: the model's, <= 4096)")
+    p.add_argument("--n", type=int, default=64, help="inputs for the pipeline and the Scorer (default 64)")
+    p.add_argument("--n-card", type=int, default=8, help="inputs for the card recipe (default 8)")
+    p.add_argument("--batch-size", type=int, default=16, help="pipeline batch size (default 16)")
+    p.add_argument("--token-budget", type=int, default=16384, help="Scorer token budget (default 16384)")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
+    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="the shared data folder")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+
+    from transformers.utils import logging as hf_logging
+
+    from rewardsmith.models import encode, init_reward_model
+    from rewardsmith.score import Scorer, scoring_dtype
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    torch.manual_seed(args.seed)
+    # One model object for all three, loaded in the scoring dtype (bf16 weights where supported).
+    rm = init_reward_model(args.model, max_length=args.max_length, dtype=scoring_dtype(args.precision))
+    scorer = Scorer(rm, token_budget=args.token_budget, precision=args.precision)
+    autocast = scorer.autocast  # a no-op when the weights already have the scoring dtype
+    items = load_conversations(args.data, args.n, args.seed)
+    lengths = [len(encode(rm.tokenizer, rm.manifest, c, r)) for c, r in items]
+    print(f"model {args.model} ({type(rm.model).__name__}), max_length {rm.manifest.max_length}, "
+          f"precision {str(scorer.dtype).removeprefix('torch.')}, threads {torch.get_num_threads()}")
+    print(f"inputs: {len(items)} hh-rlhf helpful-base conversations, tokens mean {sum(lengths) / len(lengths):.0f} "
+          f"/ max {max(lengths)}; card recipe timed on the first {args.n_card}")
+
+    peak = matmul_flops_per_s(scorer.dtype)
+    scorer.score(items[:2])  # warm-up (first-call allocations) for everyone
+    ours, t_ours = None, 0.0
+    start = time.perf_counter()
+    ours = scorer.score(items)
+    t_ours = time.perf_counter() - start
+    piped, t_pipe = run_pipeline(rm, items, args.batch_size, autocast)
+    card, t_card = run_card_recipe(rm, items[: args.n_card], autocast)
+
+    rate = {"card recipe": args.n_card / t_card, "pipeline": len(items) / t_pipe, "rewardsmith": len(items) / t_ours}
+    useful = model_flops(rm.model, lengths)
+    card_useful = model_flops(rm.model, lengths[: args.n_card])
+    mfu = {"card recipe": card_useful / t_card / peak, "pipeline": useful / t_pipe / peak,
+           "rewardsmith": useful / t_ours / peak}
+    print(f"\nmatmul rate ({str(scorer.dtype).removeprefix('torch.')}, 2048^3): {peak / 1e9:.0f} GFLOP/s")
+    print(f"{'':>12}  {'seq/s':>8}  {'seconds':>8}  {'MFU':>6}")
+    for name in rate:
+        seconds = {"card recipe": t_card, "pipeline": t_pipe, "rewardsmith": t_ours}[name]
+        print(f"{name:>12}  {rate[name]:8.2f}  {seconds:8.1f}  {mfu[name]:6.1%}")
+    print(f"\nrewardsmith / card recipe: {rate['rewardsmith'] / rate['card recipe']:.1f}x")
+    print(f"rewardsmith / pipeline:    {rate['rewardsmith'] / rate['pipeline']:.2f}x")
+    print(f"rewardsmith MFU / matmul rate: {mfu['rewardsmith']:.1%}")
+    spread = max(ours) - min(ours)
+    print(f"agreement (max |diff| / score spread): pipeline {max(abs(a - b) for a, b in zip(ours, piped)) / spread:.2%}, "
+          f"card recipe {max(abs(a - b) for a, b in zip(ours, card)) / spread:.2%}")
+
+
+if __name__ == "__main__":
+    main()
