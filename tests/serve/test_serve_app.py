@@ -248,8 +248,8 @@ def _count(metrics: str, name: str) -> float:
 
 
 def test_many_concurrent_clients_get_their_own_results(decoder, library):
-    """64 clients at once: each gets the scores of its own items, in its own order, and the
-    server merged requests into shared scorer calls (max_wait_ms=50 for this server)."""
+    """64 clients at once: each gets the scores of its own items, in its own order, and
+    requests shared forward passes (max_wait_ms=50 for this server)."""
     items = [([{"role": "user", "content": f"質問 {i}: 광화문 {i % 7}"}], f"answer {i} " + "はい" * (i % 5))
              for i in range(128)]
     requests = [items[i:i + 2] for i in range(0, 128, 2)]  # 64 requests of 2 items
@@ -266,9 +266,9 @@ def test_many_concurrent_clients_get_their_own_results(decoder, library):
     got = [x for r in responses for x in r.json()["rewards"]]
     assert got == pytest.approx(expected, abs=1e-5)  # fp32; batch-mates change padding only
     after = httpx.get(f"{decoder.url}/metrics").text
-    calls = _count(after, "rewardsmith_batch_requests_count") - _count(before, "rewardsmith_batch_requests_count")
-    merged = _count(after, "rewardsmith_batch_requests_sum") - _count(before, "rewardsmith_batch_requests_sum")
-    assert merged == 64 and calls < 64, (calls, merged)
+    passes = _count(after, "rewardsmith_batch_requests_count") - _count(before, "rewardsmith_batch_requests_count")
+    shared = _count(after, "rewardsmith_batch_requests_sum") - _count(before, "rewardsmith_batch_requests_sum")
+    assert shared >= 64 and passes < 64, (passes, shared)  # forward passes held several requests
 
 
 def test_sigmoid_is_safe_for_large_differences():

@@ -1,5 +1,6 @@
-"""The dynamic batcher on its own, with a scripted score function (no model): merging, order,
-failure isolation, a worker that outlives errors, and a clean stop."""
+"""The continuous batcher on its own, with scripted encode/score functions (no model): shared
+forward passes, order-matched results, length-aware batches, failure isolation, a worker that
+outlives errors, and a clean stop."""
 
 from __future__ import annotations
 
@@ -11,104 +12,106 @@ import pytest
 from rewardsmith.serve.batcher import Batcher
 
 
-class Recorder:
-    """score_fn that returns len(item) + 0.5 and remembers every call; 'boom' items raise."""
+class Scripted:
+    """An item is a string; its 'tokens' are its characters; its reward is len + 0.5.
 
-    def __init__(self, gate: threading.Event | None = None):
-        self.calls: list[list[str]] = []
-        self.gate = gate
+    encode fails for "bad-input"; a forward pass containing "crash" fails. A gate can hold the
+    first forward pass so that requests pile up behind it.
+    """
 
-    def __call__(self, items):
-        if self.gate is not None:
-            self.gate.wait(10)
-        self.calls.append(list(items))
-        if any(x == "boom" for x in items):
-            raise ValueError("boom item")
-        return [len(x) + 0.5 for x in items]
+    def __init__(self, hold_first: bool = False):
+        self.gate = threading.Event()
+        if not hold_first:
+            self.gate.set()
+        self.passes: list[list[str]] = []
+
+    def encode(self, items):
+        if "bad-input" in items:
+            raise ValueError("cannot encode bad-input")
+        return [[ord(c) for c in x] for x in items]
+
+    def score_ids(self, sequences):
+        self.gate.wait(10)
+        texts = ["".join(map(chr, s)) for s in sequences]
+        self.passes.append(texts)
+        if "crash" in texts:
+            raise RuntimeError("forward pass crashed")
+        return [len(s) + 0.5 for s in sequences]
 
 
-def run(coro):
-    return asyncio.run(coro)
+def started(fn: Scripted, **kw) -> Batcher:
+    b = Batcher(fn.encode, fn.score_ids, max_wait_ms=0, **kw)
+    b.start()
+    return b
 
 
-def test_concurrent_requests_merge_and_keep_their_order():
-    fn = Recorder(gate=threading.Event())
-    batcher = Batcher(fn, max_wait_ms=0, max_batch_items=1000)
-    batcher.start()
+async def behind_a_busy_worker(batcher: Batcher, fn: Scripted, requests: list[list[str]]):
+    """Occupy the worker, queue `requests`, release; returns (first result, results in order)."""
+    first = asyncio.ensure_future(batcher.score(["a"]))
+    await asyncio.sleep(0.05)
+    rest = [asyncio.ensure_future(batcher.score(r)) for r in requests]
+    await asyncio.sleep(0.05)
+    fn.gate.set()
+    return await first, await asyncio.gather(*rest, return_exceptions=True)
 
-    async def main():
-        first = asyncio.ensure_future(batcher.score(["a"]))  # occupies the worker (held by the gate)
-        await asyncio.sleep(0.05)
-        rest = [asyncio.ensure_future(batcher.score(["x" * i, "y" * (i + 1)])) for i in range(1, 20)]
-        await asyncio.sleep(0.05)
-        fn.gate.set()
-        return await first, await asyncio.gather(*rest)
 
-    first, rest = run(main())
+def test_concurrent_requests_share_forward_passes_and_keep_their_order():
+    fn = Scripted(hold_first=True)
+    batcher = started(fn)
+    requests = [["x" * i, "y" * (i + 1)] for i in range(1, 20)]
+    first, results = asyncio.run(behind_a_busy_worker(batcher, fn, requests))
     batcher.stop()
     assert first == [1.5]
-    assert rest == [[i + 0.5, i + 1.5] for i in range(1, 20)]
-    # The 19 requests queued behind the busy worker went into ONE scorer call, in arrival order.
-    assert len(fn.calls) == 2 and len(fn.calls[1]) == 38
-    assert fn.calls[1][:4] == ["x", "yy", "xx", "yyy"]
-
-
-def test_batch_cap_splits_but_takes_a_large_job_whole():
-    fn = Recorder(gate=threading.Event())
-    batcher = Batcher(fn, max_wait_ms=0, max_batch_items=4)
-    batcher.start()
-
-    async def main():
-        hold = asyncio.ensure_future(batcher.score(["a"]))
-        await asyncio.sleep(0.05)
-        jobs = [asyncio.ensure_future(batcher.score(["bb"] * n)) for n in (3, 3, 6)]
-        await asyncio.sleep(0.05)
-        fn.gate.set()
-        return await hold, await asyncio.gather(*jobs)
-
-    _, results = run(main())
-    batcher.stop()
-    assert results == [[2.5] * 3, [2.5] * 3, [2.5] * 6]
-    assert [len(c) for c in fn.calls] == [1, 3, 3, 6]
-
-
-def test_a_failing_request_fails_alone_and_the_worker_lives_on():
-    fn = Recorder(gate=threading.Event())
-    batcher = Batcher(fn, max_wait_ms=0)
-    batcher.start()
-
-    async def main():
-        hold = asyncio.ensure_future(batcher.score(["a"]))
-        await asyncio.sleep(0.05)
-        good1 = asyncio.ensure_future(batcher.score(["ok", "fine"]))
-        bad = asyncio.ensure_future(batcher.score(["boom"]))
-        good2 = asyncio.ensure_future(batcher.score(["yes"]))
-        await asyncio.sleep(0.05)
-        fn.gate.set()
-        await hold
-        results = await asyncio.gather(good1, bad, good2, return_exceptions=True)
-        after = await batcher.score(["later"])
-        return results, after
-
-    (good1, bad, good2), after = run(main())
-    batcher.stop()
-    assert good1 == [2.5, 4.5] and good2 == [3.5] and after == [5.5]
-    assert isinstance(bad, ValueError) and "boom" in str(bad)
+    assert results == [[i + 0.5, i + 1.5] for i in range(1, 20)]
+    # 38 short sequences fit one token budget: one forward pass after the held one.
+    assert len(fn.passes) == 2 and sorted(fn.passes[1]) == sorted(x for r in requests for x in r)
     assert batcher.pending_items == 0
 
 
-def test_wrong_number_of_scores_is_an_error_not_a_misalignment():
-    batcher = Batcher(lambda items: [1.0], max_wait_ms=0)
+def test_batches_start_at_the_oldest_sequence_and_take_its_nearest_lengths():
+    fn = Scripted(hold_first=True)
+    batcher = started(fn, token_budget=120)
+    a, b1, b2, c = "A" * 50, "b" * 2, "B" * 51, "c"
+    _, results = asyncio.run(behind_a_busy_worker(batcher, fn, [[a], [b1, b2], [c]]))
+    batcher.stop()
+    assert results == [[50.5], [2.5, 51.5], [1.5]]
+    # The oldest (a, 50 tokens) goes with its nearest length (51); 3 rows x 51 would exceed 120.
+    assert [sorted(p) for p in fn.passes[1:]] == [[a, b2], [b1, c]]
+
+
+def test_a_sequence_longer_than_the_budget_runs_alone():
+    fn = Scripted()
+    batcher = started(fn, token_budget=10)
+    assert asyncio.run(batcher.score(["z" * 30, "q"])) == [30.5, 1.5]
+    batcher.stop()
+    assert sorted(map(len, fn.passes)) == [1, 1]
+
+
+def test_failures_stay_with_their_request_and_the_worker_lives_on():
+    fn = Scripted(hold_first=True)
+    batcher = started(fn, token_budget=8)  # passes: [ok, yes], [fine], [crash]
+    _, (good1, bad_input, crashed, good2) = asyncio.run(
+        behind_a_busy_worker(batcher, fn, [["ok", "fine"], ["bad-input"], ["crash"], ["yes"]]))
+    assert good1 == [2.5, 4.5]
+    assert isinstance(bad_input, ValueError) and "bad-input" in str(bad_input)
+    assert isinstance(crashed, RuntimeError) and "crashed" in str(crashed)
+    assert good2 == [3.5]
+    assert asyncio.run(batcher.score(["later"])) == [5.5]
+    batcher.stop()
+    assert batcher.pending_items == 0
+
+
+def test_wrong_number_of_rewards_is_an_error_not_a_misalignment():
+    batcher = Batcher(lambda items: [[1]] * len(items), lambda seqs: [1.0])
     batcher.start()
-    with pytest.raises(RuntimeError, match="1 scores for 2 items"):
-        run(batcher.score(["a", "b"]))
+    with pytest.raises(RuntimeError, match="1 rewards for 2 sequences"):
+        asyncio.run(batcher.score(["a", "b"]))
     batcher.stop()
 
 
-def test_timed_out_requests_are_skipped_and_stop_fails_the_queue():
-    fn = Recorder(gate=threading.Event())
-    batcher = Batcher(fn, max_wait_ms=0)
-    batcher.start()
+def test_timed_out_requests_cost_nothing_and_stop_fails_the_rest():
+    fn = Scripted(hold_first=True)
+    batcher = started(fn)
 
     async def main():
         hold = asyncio.ensure_future(batcher.score(["a"]))
@@ -118,8 +121,8 @@ def test_timed_out_requests_are_skipped_and_stop_fails_the_queue():
         fn.gate.set()
         return await hold
 
-    assert run(main()) == [1.5]
+    assert asyncio.run(main()) == [1.5]
     batcher.stop()
-    assert ["late"] not in fn.calls  # its client had gone; no work was spent on it
+    assert all("late" not in p for p in fn.passes)  # its client had gone; no compute spent on it
     with pytest.raises(RuntimeError, match="start"):
-        run(batcher.score(["x"]))
+        asyncio.run(batcher.score(["x"]))

@@ -43,7 +43,8 @@ def register(subparsers) -> None:
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=d.precision,
                    help="scoring precision; auto = bf16 where the hardware has it (default: %(default)s)")
     p.add_argument("--token-budget", type=int, default=d.token_budget,
-                   help="padded tokens per forward pass (rows x longest) (default: %(default)s)")
+                   help="padded tokens per forward pass (rows x longest); forward passes draw on every "
+                   "request in flight (default: %(default)s)")
     p.add_argument("--max-items", type=int, default=d.max_items, help="items per request (default: %(default)s)")
     p.add_argument("--max-chars", type=int, default=d.max_chars,
                    help="characters per item, conversation + response; tokens beyond the model's max_length "
@@ -54,8 +55,6 @@ def register(subparsers) -> None:
                    help="seconds a request may wait for its scores before a 503 (default: %(default)s)")
     p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms,
                    help="how long an idle worker waits to batch concurrent requests (default: %(default)s)")
-    p.add_argument("--max-batch-items", type=int, default=d.max_batch_items,
-                   help="items gathered into one scorer call (default: %(default)s)")
     p.set_defaults(func=run)
 
 
@@ -65,7 +64,7 @@ def run(args) -> int:
     config = ServeConfig(
         host=args.host, port=args.port, api_key=args.api_key or os.environ.get("REWARDSMITH_API_KEY") or None,
         max_items=args.max_items, max_chars=args.max_chars, max_body_bytes=args.max_body_bytes,
-        request_timeout=args.request_timeout, max_wait_ms=args.max_wait_ms, max_batch_items=args.max_batch_items,
+        request_timeout=args.request_timeout, max_wait_ms=args.max_wait_ms,
         token_budget=args.token_budget, precision=args.precision,
     ).check()  # before the slow model load: a typo fails in a second, not a minute
     try:

@@ -9,8 +9,10 @@ Endpoints (request/response bodies in schemas.py, browsable at /docs):
     POST /get_reward  OpenRLHF's remote RM protocol {"query": [...]}   -> {"rewards": [...]}
     GET  /health, GET /metrics (Prometheus), GET /docs, GET /openapi.json
 
-Every score comes from `Scorer.score` on the worker thread, so the server returns exactly what
-the library returns for the same (conversation, response); nothing here formats text. The
+Every score comes from the Scorer on the worker thread (`encode_all`: the library's one input
+format; `score_ids`: its forward pass and pooling), so the server returns the library's reward for
+the same (conversation, response) -- up to floating-point noise from different batch-mates, 1e-5
+in fp32; nothing here formats text. The
 calibrated score is (reward - score_mean) / score_std from the model's manifest.
 
 Bad input never reaches the worker: pydantic rejects wrong types, unknown fields and empty
@@ -28,7 +30,7 @@ import logging
 import math
 import time
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -39,7 +41,7 @@ from rewardsmith.errors import RewardsmithError
 from rewardsmith.serve import schemas
 from rewardsmith.serve.batcher import Batcher
 from rewardsmith.serve.config import ServeConfig
-from rewardsmith.serve.openrlhf import query_items
+from rewardsmith.serve.openrlhf import QueryParser
 
 if TYPE_CHECKING:
     from rewardsmith.models import RewardModel
@@ -105,11 +107,11 @@ class _Metrics:
                                  registry=self.registry)
         self.items = Counter("rewardsmith_items_scored", "Items (conversation, response) scored",
                              registry=self.registry)
-        self.batch_items = Histogram("rewardsmith_batch_items", "Items per scorer call",
+        self.batch_items = Histogram("rewardsmith_batch_items", "Sequences per forward pass",
                                      buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024), registry=self.registry)
-        self.batch_requests = Histogram("rewardsmith_batch_requests", "Requests merged into one scorer call",
+        self.batch_requests = Histogram("rewardsmith_batch_requests", "Requests sharing one forward pass",
                                         buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=self.registry)
-        self.batch_seconds = Histogram("rewardsmith_batch_seconds", "Seconds per scorer call",
+        self.batch_seconds = Histogram("rewardsmith_batch_seconds", "Seconds per forward pass",
                                        buckets=(.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30), registry=self.registry)
         self.unparsed = Counter("rewardsmith_get_reward_unparsed", "/get_reward queries not in the model's "
                                 "chat template, scored as plain text", registry=self.registry)
@@ -190,10 +192,10 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
     def calibrated(rewards: list[float]) -> list[float] | None:
         return [(r - mean) / std for r in rewards] if calibrate else None
 
-    holder: dict[str, Any] = {}
-    batcher = Batcher(scorer.score, max_wait_ms=config.max_wait_ms, max_batch_items=config.max_batch_items,
-                      on_batch=lambda *a: holder["metrics"].on_batch(*a))
-    metrics = holder["metrics"] = _Metrics(lambda: batcher.pending_items)
+    metrics = _Metrics(lambda: batcher.pending_items)
+    batcher = Batcher(scorer.encode_all, scorer.score_ids, token_budget=config.token_budget,
+                      max_wait_ms=config.max_wait_ms, on_batch=metrics.on_batch)
+    queries = QueryParser(rm.tokenizer, manifest)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -248,14 +250,15 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
             raise HTTPException(401, "missing or wrong API key; send the header Authorization: Bearer <key>",
                                 headers={"WWW-Authenticate": "Bearer"})
 
-    def check_limits(field: str, count: int, sizes: list[int]) -> None:
+    def check_count(field: str, count: int) -> None:
         if count > config.max_items:
             raise _LimitError(field, f"{count} items; the limit is {config.max_items} per request "
                                      "(split the request or raise --max-items)")
-        for i, n in enumerate(sizes):
-            if n > config.max_chars:
-                raise _LimitError(f"{field}[{i}]", f"{n} characters; the limit is {config.max_chars} per item "
-                                                   "(shorten it or raise --max-chars)")
+
+    def check_chars(field: str, n: int) -> None:
+        if n > config.max_chars:
+            raise _LimitError(field, f"{n} characters; the limit is {config.max_chars} per item "
+                                     "(shorten it or raise --max-chars)")
 
     async def score(items: list[tuple[list[dict], str]]) -> list[float]:
         """Scores through the batcher, with the request time limit; errors become HTTP errors."""
@@ -275,15 +278,17 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
     @app.post("/score", response_model=schemas.ScoreResponse, dependencies=secured)
     async def score_endpoint(body: schemas.ScoreRequest) -> schemas.ScoreResponse:
         """Rewards for a batch of (conversation, response) items, in request order."""
-        check_limits("items", len(body.items), [it.characters() + len(it.response) for it in body.items])
+        check_count("items", len(body.items))
+        for i, it in enumerate(body.items):
+            check_chars(f"items[{i}]", it.characters() + len(it.response))
         rewards = await score([(it.conversation(), it.response) for it in body.items])
         return schemas.ScoreResponse(rewards=rewards, calibrated=calibrated(rewards))
 
     @app.post("/compare", response_model=schemas.CompareResponse, dependencies=secured)
     async def compare_endpoint(body: schemas.CompareRequest) -> schemas.CompareResponse:
         """P(a is better than b) = sigmoid(reward_a - reward_b), the Bradley-Terry probability."""
-        check_limits("a", 1, [body.characters() + len(body.a)])
-        check_limits("b", 1, [body.characters() + len(body.b)])
+        check_chars("a", body.characters() + len(body.a))
+        check_chars("b", body.characters() + len(body.b))
         conversation = body.conversation()
         ra, rb = await score([(conversation, body.a), (conversation, body.b)])
         return schemas.CompareResponse(p_a_better=_sigmoid(ra - rb), rewards=[ra, rb],
@@ -292,7 +297,9 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
     @app.post("/best-of-n", response_model=schemas.BestOfNResponse, dependencies=secured)
     async def best_of_n_endpoint(body: schemas.BestOfNRequest) -> schemas.BestOfNResponse:
         """All responses ranked best first (ties keep request order)."""
-        check_limits("responses", len(body.responses), [body.characters() + len(r) for r in body.responses])
+        check_count("responses", len(body.responses))
+        for i, r in enumerate(body.responses):
+            check_chars(f"responses[{i}]", body.characters() + len(r))
         conversation = body.conversation()
         rewards = await score([(conversation, r) for r in body.responses])
         cal = calibrated(rewards)
@@ -304,9 +311,11 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
     @app.post("/get_reward", response_model=schemas.GetRewardResponse, dependencies=secured)
     async def get_reward_endpoint(body: schemas.GetRewardRequest) -> schemas.GetRewardResponse:
         """OpenRLHF's remote reward model protocol; see rewardsmith.serve.openrlhf for the mapping."""
-        check_limits("query", len(body.query), [len(q) for q in body.query])
+        check_count("query", len(body.query))
+        for i, q in enumerate(body.query):
+            check_chars(f"query[{i}]", len(q))
         try:
-            items, unparsed = query_items(rm.tokenizer, manifest, body.query, body.prompts)
+            items, unparsed = queries.items(body.query, body.prompts)
         except RewardsmithError as e:
             raise HTTPException(422, str(e)) from None
         metrics.unparsed.inc(unparsed)

@@ -1,23 +1,31 @@
-"""Dynamic batching: concurrent requests become one scorer call on one worker thread.
+"""Dynamic batching: items of concurrent requests share forward passes on one worker thread.
 
 The event loop never touches the model. Each request puts a job (its items and an asyncio
 future) on a thread-safe queue; one worker thread owns the model and repeats:
 
-    take the oldest job -> for up to `max_wait_ms`, take whatever else arrives (until
-    `max_batch_items`) -> score(all items) in one call -> hand each job its slice of the results.
+    take every job that has arrived (an idle worker first waits up to `max_wait_ms` for company)
+    -> encode their items (the library's one input format) into a pool of token sequences
+    -> pick ONE forward batch from the pool: the oldest waiting sequence plus the sequences
+       closest to it in length, as many as fit `token_budget` (rows x longest)
+    -> score it; a job whose items are all scored gets its results.
 
-While the worker is busy with one batch, the next requests pile up in the queue, so under load
-the batches grow by themselves and the wait is only paid when the server is idle. The scorer
-then cuts each call into length-sorted, token-budgeted forward passes, which is what makes served
-throughput approach offline throughput.
+This is continuous batching. Choosing each batch from everything in flight -- not from the
+requests that happened to arrive together -- keeps rows of similar length together, so little
+compute goes to padding, and anchoring on the oldest sequence means nothing waits forever.
+Under load the pool holds every in-flight item, which is why served throughput approaches the
+offline scorer's (benchmarks/serve_load.py measures it). A sequence's reward does not depend on
+its batch-mates beyond floating-point noise (the scorer pools with the attention mask; tested
+to 1e-5 in fp32).
 
-A batch that fails is retried job by job, so one bad request fails alone; the worker only stops
-when `stop()` is called.
+Failures stay with their request: a job whose items cannot be encoded fails alone, a failing
+forward pass fails only the jobs in that batch, and the worker runs until `stop()`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import logging
 import queue
 import threading
@@ -31,15 +39,19 @@ log = logging.getLogger(__name__)
 _STOP = object()
 
 
-@dataclass
+@dataclass(eq=False)
 class _Job:
     items: Sequence[Any]
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
-    enqueued: float = field(default_factory=time.perf_counter)
+    rewards: list[float | None] = field(default_factory=list)
+    missing: int = 0
+
+    def resolve(self, result: Any = None, error: BaseException | None = None) -> None:
+        self.loop.call_soon_threadsafe(_set, self.future, result, error)
 
 
-def _resolve(future: asyncio.Future, result: Any = None, error: BaseException | None = None) -> None:
+def _set(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
     if future.done():  # the request timed out or its client went away
         return
     if error is not None:
@@ -48,33 +60,47 @@ def _resolve(future: asyncio.Future, result: Any = None, error: BaseException | 
         future.set_result(result)
 
 
-class Batcher:
-    """Feeds `score_fn(items) -> list[float]` from many coroutines, one call at a time.
+@dataclass(eq=False)
+class _Seq:
+    """One encoded item waiting in the pool."""
 
-    score_fn:        called on the worker thread only; must return one float per item, in order.
-    max_wait_ms:     how long an idle worker waits for company before scoring a lone job.
-    max_batch_items: stop gathering once this many items are waiting (a single larger job is
-                     still taken whole).
-    on_batch:        called after each scorer call with (items, jobs, seconds) -- metrics.
+    job: _Job
+    index: int  # position in job.items
+    ids: list[int]
+    order: int  # arrival order; the smallest waiting one anchors the next batch
+
+
+class Batcher:
+    """Feeds a scorer from many coroutines through one worker thread.
+
+    encode_fn:    items -> token id lists (one per item); called on the worker thread.
+    score_ids_fn: token id lists -> one float each, in order; called on the worker thread.
+    token_budget: rows x longest row per forward pass (a longer single sequence runs alone).
+    max_wait_ms:  how long an idle worker waits for more requests before starting.
+    on_batch:     called after each forward pass with (rows, requests, seconds) -- metrics.
     """
 
     def __init__(
         self,
-        score_fn: Callable[[list[Any]], list[float]],
+        encode_fn: Callable[[Sequence[Any]], list[list[int]]],
+        score_ids_fn: Callable[[list[list[int]]], list[float]],
         *,
+        token_budget: int = 16384,
         max_wait_ms: float = 5.0,
-        max_batch_items: int = 256,
         on_batch: Callable[[int, int, float], None] | None = None,
     ) -> None:
-        self._score_fn = score_fn
+        self._encode = encode_fn
+        self._score_ids = score_ids_fn
+        self._budget = token_budget
         self._max_wait = max_wait_ms / 1000.0
-        self._max_items = max_batch_items
         self._on_batch = on_batch
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._carry: _Job | None = None  # a job taken while gathering that did not fit the batch
-        self._pending_items = 0  # items queued or being scored (read by /health and /metrics)
+        self._pool: list[tuple[int, int, _Seq]] = []  # (length, order, seq), sorted
+        self._order = itertools.count()
+        self._pending_items = 0  # items queued, pooled or being scored (for /health and /metrics)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._stopping = False
 
     @property
     def pending_items(self) -> int:
@@ -82,11 +108,12 @@ class Batcher:
 
     def start(self) -> None:
         if self._thread is None:
+            self._stopping = False
             self._thread = threading.Thread(target=self._run, name="rewardsmith-scorer", daemon=True)
             self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Finish the batch in progress, fail what is still queued, and join the worker."""
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the forward pass in progress, fail every request still waiting, join the worker."""
         if self._thread is None:
             return
         self._queue.put(_STOP)
@@ -94,7 +121,7 @@ class Batcher:
         self._thread = None
 
     async def score(self, items: Sequence[Any]) -> list[float]:
-        """Scores for `items`, in order, computed together with whatever else is waiting."""
+        """Rewards for `items`, in order, computed in batches shared with other requests."""
         if self._thread is None:
             raise RuntimeError("Batcher.start() was not called")
         loop = asyncio.get_running_loop()
@@ -107,77 +134,135 @@ class Batcher:
         with self._lock:
             self._pending_items += n
 
-    def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
-        """The batch starting with `first`; second value True when stop() was requested."""
-        jobs, n = [first], len(first.items)
-        deadline = time.perf_counter() + self._max_wait
-        while n < self._max_items:
-            try:
-                remaining = deadline - time.perf_counter()
-                nxt = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if nxt is _STOP:
-                return jobs, True
-            if n + len(nxt.items) > self._max_items:
-                self._carry = nxt
-                break
-            jobs.append(nxt)
-            n += len(nxt.items)
-        return jobs, False
+    # --- worker thread -------------------------------------------------------------------------
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._carry if self._carry is not None else self._queue.get()
-            self._carry = None
-            if first is _STOP:
-                break
-            jobs, stopping = self._gather(first)
-            live = [j for j in jobs if not j.future.done()]  # skip requests that already timed out
+        while not self._stopping:
             try:
-                self._score_jobs(live)
-            except BaseException:  # noqa: BLE001 -- the worker must outlive any one batch
+                self._intake(block=not self._pool)
+                if self._pool:
+                    self._step()
+            except BaseException:  # noqa: BLE001 -- the worker must outlive anything one batch does
                 log.exception("scorer worker: unexpected failure")
-            self._add_pending(-sum(len(j.items) for j in jobs))
-        # Drain: requests still queued at shutdown get an error instead of hanging.
-        leftovers = [self._carry] if isinstance(self._carry, _Job) else []
+        self._fail_all(RuntimeError("the server is shutting down"))
+
+    def _intake(self, block: bool) -> None:
+        """Move arrived jobs into the pool; an empty pool waits for one, then `max_wait_ms` more."""
+        jobs: list[_Job] = []
+        if block:
+            first = self._queue.get()
+            if first is _STOP:
+                self._stopping = True
+                return
+            jobs.append(first)
+            deadline = time.perf_counter() + self._max_wait
+            while (remaining := deadline - time.perf_counter()) > 0:
+                try:
+                    job = self._queue.get(timeout=remaining)
+                except queue.Empty:
+                    break
+                if job is _STOP:
+                    self._stopping = True
+                    break
+                jobs.append(job)
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is _STOP:
+                self._stopping = True
+                break
+            jobs.append(job)
+        for job in jobs:
+            self._admit(job)
+
+    def _admit(self, job: _Job) -> None:
+        if job.future.done():  # timed out while queued
+            self._add_pending(-len(job.items))
+            return
+        try:
+            sequences = self._encode(job.items)
+            if len(sequences) != len(job.items):
+                raise RuntimeError(f"encode returned {len(sequences)} sequences for {len(job.items)} items")
+        except Exception as error:  # this request's input alone is at fault
+            self._add_pending(-len(job.items))
+            job.resolve(error=error)
+            return
+        job.rewards = [None] * len(job.items)
+        job.missing = len(job.items)
+        for i, ids in enumerate(sequences):
+            seq = _Seq(job, i, list(ids), next(self._order))
+            bisect.insort(self._pool, (len(seq.ids), seq.order, seq), key=lambda t: (t[0], t[1]))
+        if not sequences:
+            job.resolve([])
+
+    def _drop_dead(self) -> None:
+        """Forget sequences of requests that timed out or failed: no compute is spent on them."""
+        alive = [t for t in self._pool if not t[2].job.future.done()]
+        if len(alive) != len(self._pool):
+            self._add_pending(len(alive) - len(self._pool))
+            self._pool = alive
+
+    def _pick(self) -> list[int]:
+        """Pool positions for the next forward pass: the oldest sequence and its nearest lengths."""
+        pool = self._pool
+        anchor = min(range(len(pool)), key=lambda k: pool[k][1])
+        length = pool[anchor][0]
+        lo = hi = anchor  # the batch is the sorted slice pool[lo:hi + 1]; pool[hi] is its longest
+        while True:
+            rows = hi - lo + 2
+            # Grow towards the neighbour closest in length to the anchor (least padding), if it fits.
+            down = length - pool[lo - 1][0] if lo > 0 and rows * pool[hi][0] <= self._budget else None
+            up = pool[hi + 1][0] - length if hi + 1 < len(pool) and rows * pool[hi + 1][0] <= self._budget else None
+            if down is not None and (up is None or down <= up):
+                lo -= 1
+            elif up is not None:
+                hi += 1
+            else:
+                return list(range(lo, hi + 1))
+
+    def _step(self) -> None:
+        self._drop_dead()
+        if not self._pool:
+            return
+        picked = self._pick()
+        batch = [self._pool[k][2] for k in picked]
+        del self._pool[picked[0]: picked[-1] + 1]
+        jobs = {id(s.job): s.job for s in batch}
+        start = time.perf_counter()
+        try:
+            rewards = self._score_ids([s.ids for s in batch])
+            if len(rewards) != len(batch):
+                raise RuntimeError(f"scorer returned {len(rewards)} rewards for {len(batch)} sequences")
+        except Exception as error:
+            log.exception("forward pass failed; failing the %d request(s) in it", len(jobs))
+            self._add_pending(-len(batch))
+            for job in jobs.values():
+                job.resolve(error=error)
+            self._drop_dead()  # their other sequences are dead now
+            return
+        seconds = time.perf_counter() - start
+        self._add_pending(-len(batch))
+        for seq, reward in zip(batch, rewards):
+            seq.job.rewards[seq.index] = float(reward)
+            seq.job.missing -= 1
+            if seq.job.missing == 0:
+                seq.job.resolve(seq.job.rewards)
+        if self._on_batch is not None:
+            self._on_batch(len(batch), len(jobs), seconds)
+
+    def _fail_all(self, error: BaseException) -> None:
+        waiting = {id(t[2].job): t[2].job for t in self._pool}
+        self._pool = []
         while True:
             try:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 break
             if isinstance(job, _Job):
-                leftovers.append(job)
-        for job in leftovers:
-            job.loop.call_soon_threadsafe(_resolve, job.future, None, RuntimeError("the server is shutting down"))
-
-    def _score_jobs(self, jobs: list[_Job]) -> None:
-        if not jobs:
-            return
-        items = [item for job in jobs for item in job.items]
-        start = time.perf_counter()
-        try:
-            scores = self._score_fn(items)
-        except Exception as error:
-            if len(jobs) == 1:
-                jobs[0].loop.call_soon_threadsafe(_resolve, jobs[0].future, None, error)
-                return
-            # One request's input broke the whole batch: score each alone so only it fails.
-            for job in jobs:
-                self._score_jobs([job])
-            return
-        seconds = time.perf_counter() - start
-        if len(scores) != len(items):
-            error = RuntimeError(f"scorer returned {len(scores)} scores for {len(items)} items")
-            for job in jobs:
-                job.loop.call_soon_threadsafe(_resolve, job.future, None, error)
-            return
-        offset = 0
-        for job in jobs:
-            part = [float(s) for s in scores[offset: offset + len(job.items)]]
-            offset += len(job.items)
-            job.loop.call_soon_threadsafe(_resolve, job.future, part)
-        if self._on_batch is not None:
-            self._on_batch(len(items), len(jobs), seconds)
-
+                waiting[id(job)] = job
+        for job in waiting.values():
+            job.resolve(error=error)
+        with self._lock:
+            self._pending_items = 0

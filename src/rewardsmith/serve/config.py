@@ -17,8 +17,7 @@ class ServeConfig:
                       manifest's policy (prompt cut on truncation_side, response kept).
     max_body_bytes:   request body size.
     request_timeout:  seconds a request may wait for its scores before a 503.
-    max_wait_ms:      how long an idle worker waits to gather concurrent requests.
-    max_batch_items:  items gathered into one scorer call.
+    max_wait_ms:      how long an idle worker waits for concurrent requests before scoring.
     token_budget, precision: passed to the Scorer.
     """
 
@@ -30,7 +29,6 @@ class ServeConfig:
     max_body_bytes: int = 16 * 1024 * 1024
     request_timeout: float = 120.0
     max_wait_ms: float = 5.0
-    max_batch_items: int = 256
     token_budget: int = 16384
     precision: str = "auto"
 
@@ -38,8 +36,7 @@ class ServeConfig:
         """Returns self; raises RewardsmithError listing every bad setting at once."""
         problems = []
         for name, flag in [("max_items", "--max-items"), ("max_chars", "--max-chars"),
-                           ("max_body_bytes", "--max-body-bytes"), ("max_batch_items", "--max-batch-items"),
-                           ("token_budget", "--token-budget")]:
+                           ("max_body_bytes", "--max-body-bytes"), ("token_budget", "--token-budget")]:
             if getattr(self, name) < 1:
                 problems.append(f"{flag} {getattr(self, name)} must be at least 1")
         if not self.request_timeout > 0:

@@ -148,43 +148,50 @@ def _parse_chat(query: str, prompt: str | None, m: _Markers, tokenizer, manifest
     return None
 
 
-def query_items(tokenizer, manifest: Manifest, queries: list[str], prompts: list[str] | None) -> tuple[list[Item], int]:
-    """(items to score, how many queries took the plain-text fallback). See the module docstring.
+class QueryParser:
+    """Turns /get_reward queries into scorer items for one model (turn markers learned once)."""
 
-    Raises RewardsmithError naming the query when it cannot be scored at all.
-    """
-    pad = getattr(tokenizer, "pad_token", None)
-    eos = getattr(tokenizer, "eos_token", None)
-    items: list[Item] = []
-    unparsed = 0
-    markers = _markers(tokenizer, manifest) if manifest.input_format == "chat_template" else None
-    for i, raw in enumerate(queries):
-        query = _strip_pad(raw, pad)
-        prompt = _strip_pad(prompts[i], pad) if prompts is not None else None
-        if manifest.input_format == "pair":
-            if prompt is None or not query.startswith(prompt):
-                why = "`prompts` is missing" if prompt is None else f"query[{i}] does not start with prompts[{i}]"
-                raise RewardsmithError(
-                    f"query[{i}]: this model scores `prompt [SEP] response` and needs the prompt to split the "
-                    f"query, but {why}; send {{\"query\": [...], \"prompts\": [...]}} (OpenRLHF >= 0.5 does)")
-            response = query[len(prompt):]
-            if eos and response.endswith(eos):
-                response = response[: -len(eos)]
-            items.append(([{"role": "user", "content": prompt}], response))
-            continue
-        parsed = _parse_chat(query, prompt, markers, tokenizer, manifest) if markers else None
-        if parsed is None:
-            unparsed += 1
-            if prompt is not None and query.startswith(prompt):
-                parsed = ([{"role": "user", "content": prompt}], query[len(prompt):])
-            else:
-                parsed = ([{"role": "user", "content": ""}], query)
-        items.append(parsed)
-    for i, (_, response) in enumerate(items):
-        if not response.strip():
-            raise RewardsmithError(f"query[{i}]: the response part is empty after removing the prompt and "
-                                   "pad/eos tokens; there is nothing to score")
-    if unparsed:
-        log.warning("/get_reward: %d of %d queries do not follow the model's chat template; scored as plain text",
-                    unparsed, len(queries))
-    return items, unparsed
+    def __init__(self, tokenizer, manifest: Manifest) -> None:
+        self.tokenizer, self.manifest = tokenizer, manifest
+        self.markers = _markers(tokenizer, manifest) if manifest.input_format == "chat_template" else None
+
+    def items(self, queries: list[str], prompts: list[str] | None) -> tuple[list[Item], int]:
+        """(items to score, how many queries took the plain-text fallback). See the module docstring.
+
+        Raises RewardsmithError naming the query when it cannot be scored at all.
+        """
+        tokenizer, manifest = self.tokenizer, self.manifest
+        pad = getattr(tokenizer, "pad_token", None)
+        eos = getattr(tokenizer, "eos_token", None)
+        items: list[Item] = []
+        unparsed = 0
+        for i, raw in enumerate(queries):
+            query = _strip_pad(raw, pad)
+            prompt = _strip_pad(prompts[i], pad) if prompts is not None else None
+            if manifest.input_format == "pair":
+                if prompt is None or not query.startswith(prompt):
+                    why = "`prompts` is missing" if prompt is None else f"query[{i}] does not start with prompts[{i}]"
+                    raise RewardsmithError(
+                        f"query[{i}]: this model scores `prompt [SEP] response` and needs the prompt to split the "
+                        f"query, but {why}; send {{\"query\": [...], \"prompts\": [...]}} (OpenRLHF >= 0.5 does)")
+                response = query[len(prompt):]
+                if eos and response.endswith(eos):
+                    response = response[: -len(eos)]
+                items.append(([{"role": "user", "content": prompt}], response))
+                continue
+            parsed = _parse_chat(query, prompt, self.markers, tokenizer, manifest) if self.markers else None
+            if parsed is None:
+                unparsed += 1
+                if prompt is not None and query.startswith(prompt):
+                    parsed = ([{"role": "user", "content": prompt}], query[len(prompt):])
+                else:
+                    parsed = ([{"role": "user", "content": ""}], query)
+            items.append(parsed)
+        for i, (_, response) in enumerate(items):
+            if not response.strip():
+                raise RewardsmithError(f"query[{i}]: the response part is empty after removing the prompt and "
+                                       "pad/eos tokens; there is nothing to score")
+        if unparsed:
+            log.warning("/get_reward: %d of %d queries do not follow the model's chat template; scored as plain "
+                        "text", unparsed, len(queries))
+        return items, unparsed
