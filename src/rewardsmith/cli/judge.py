@@ -32,7 +32,7 @@ def register(subparsers) -> None:
     p.add_argument("--split", help="split to read, for sources that have splits")
     p.add_argument("--limit", type=int, help="judge only the first N pairs")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--max-tokens", type=int, default=32, help="judge reply limit in tokens (default 32)")
+    p.add_argument("--max-tokens", type=int, default=16, help="judge reply limit in tokens (default 16)")
     p.add_argument("--concurrency", type=int, default=4, help="parallel requests to a server (default 4)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default 120)")
     p.add_argument("--cache", help="cache file (default OUT/cache.sqlite)")

@@ -131,7 +131,7 @@ def _combine(pair_id: str, judge: str, language: str, results: Sequence) -> Verd
 
 
 def judge_triples(client: Client, items: Sequence[tuple[str, Sequence[Message], str, str, str | None]],
-                  max_tokens: int = 32) -> list[Verdict]:
+                  max_tokens: int = 16) -> list[Verdict]:
     """Judge (id, prompt, response_1, response_2, language) items in both orders; one Verdict each."""
     requests: list[Request] = []
     for _, prompt, r1, r2, lang in items:
@@ -141,7 +141,7 @@ def judge_triples(client: Client, items: Sequence[tuple[str, Sequence[Message], 
             for k, item in enumerate(items)]
 
 
-def judge_pairs(judge: Client, pairs: Sequence[PreferencePair], max_tokens: int = 32) -> list[Verdict]:
+def judge_pairs(judge: Client, pairs: Sequence[PreferencePair], max_tokens: int = 16) -> list[Verdict]:
     """Judge human-labelled pairs (chosen = response_1); `winner == "response_1"` agrees with the human.
 
     Pairs whose answers reply to different conversations (`rejected_prompt` set) cannot be shown

@@ -22,7 +22,7 @@ SOURCE = "rewardsmith-synth"
 
 def judge_candidates(client: Client, candidates: Sequence[Candidate], instructions: dict[str, Instruction],
                      responses: dict[str, Response], *, keep_ties: bool = False,
-                     max_tokens: int = 32) -> tuple[list[PreferencePair], list[Verdict]]:
+                     max_tokens: int = 16) -> tuple[list[PreferencePair], list[Verdict]]:
     """(pairs for training, every verdict), both in candidate order."""
     items = []
     for c in candidates:

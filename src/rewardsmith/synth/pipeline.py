@@ -46,7 +46,7 @@ class SynthConfig:
     max_new_tokens: int = 256
     max_pairs_per_instruction: int | None = None
     judge: str | None = None
-    judge_max_tokens: int = 32
+    judge_max_tokens: int = 16
     keep_ties: bool = False
     human_pairs: str | None = None           # labelled pairs: report the judge's agreement with humans
     human_limit: int | None = 100
