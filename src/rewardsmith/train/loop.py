@@ -88,7 +88,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
 
     rm = init_reward_model(config.model, max_length=config.max_length)
     tokenizer, model, manifest = rm.tokenizer, rm.model, rm.manifest
-    train_pairs, val_pairs, report, val_report = _load_data(config, tokenizer, manifest)
+    train_pairs, val_pairs, report, val_report = load_data(config, tokenizer, manifest)
     if main:
         log.info("train pairs: %s", report.summary())
         log.info("validation pairs: %s", val_report.summary())
@@ -334,7 +334,8 @@ def _mixed_precision(precision: str) -> str:
     return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no"
 
 
-def _load_data(config: TrainConfig, tokenizer, manifest):
+def load_data(config: TrainConfig, tokenizer, manifest):
+    """(train pairs, validation pairs, their EncodeReports): load, sample, hold out by prompt, encode."""
     from rewardsmith.data import load_pairs
 
     def load(specs):

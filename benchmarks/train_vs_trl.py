@@ -1,0 +1,145 @@
+"""rewardsmith's training loop vs TRL's RewardTrainer: same model, data, steps, batch and precision.
+
+Not a test: a measurement. Each trainer runs in its own subprocess (so peak memory is its own),
+on the same encoded pairs (rewardsmith's input format, handed to TRL as `chosen_ids` /
+`rejected_ids`), the same trainable parameters (frozen embeddings + bottom layers, as the
+CPU recipe), the same lr schedule and bf16 autocast. Both final models are scored on the same
+held-out pairs by the same function. Printed: training tokens/s (real tokens, padding
+excluded), peak RSS, share of computed tokens that were padding, held-out accuracy, and ratios.
+
+    python benchmarks/train_vs_trl.py --steps 30            # ~10 min on 2 idle cores
+    python benchmarks/train_vs_trl.py --config configs/e5-small-cpu.yaml --steps 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _config(args, out: Path):
+    from rewardsmith.train.config import load_config
+
+    return load_config(args.config, {"output_dir": str(out), "max_steps": args.steps, "checkpoint_every": 0,
+                                     "eval_every": 0, "log_every": 0})
+
+
+def _held_out_accuracy(model, pairs, pad_id: int) -> float:
+    """Same function for both trainers: share of pairs with r_chosen > r_rejected (bf16 autocast)."""
+    import torch
+
+    from rewardsmith.models import reward_forward
+    from rewardsmith.train.data import make_batch
+
+    model.eval()
+    correct = 0
+    order = sorted(range(len(pairs)), key=lambda i: pairs[i].length)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        for s in range(0, len(order), 32):
+            batch = make_batch([pairs[i] for i in order[s:s + 32]], pad_id)
+            chosen, rejected = reward_forward(model, batch["input_ids"], batch["attention_mask"]).reshape(2, -1)
+            correct += int((chosen > rejected).sum())
+    return correct / len(pairs)
+
+
+def run_rewardsmith(args, out: Path) -> dict:
+    from rewardsmith.models import load_reward_model
+    from rewardsmith.train.loop import load_data, train
+
+    config = _config(args, out)
+    result = train(config, progress=False)
+    rm = load_reward_model(out)
+    _, val, _, _ = load_data(config, rm.tokenizer, rm.manifest)
+    return {"tokens_per_second": result.tokens_per_second, "padding_fraction": result.padding_fraction,
+            "train_seconds": result.train_seconds, "accuracy": _held_out_accuracy(rm.model, val, rm.pad_id),
+            "n_val": len(val)}
+
+
+def run_trl(args, out: Path) -> dict:
+    import torch
+    from datasets import Dataset
+    from trl import RewardConfig, RewardTrainer
+
+    from rewardsmith.models import init_reward_model
+    from rewardsmith.train.loop import _prepare_for_training, load_data
+
+    config = _config(args, out)
+    torch.manual_seed(config.seed)
+    rm = init_reward_model(config.model, max_length=config.max_length)
+    train_pairs, val, _, _ = load_data(config, rm.tokenizer, rm.manifest)
+    model = rm.model.float()
+    _prepare_for_training(model, config)  # the same frozen parameters and no dropout
+    dataset = Dataset.from_list([{"chosen_ids": p.chosen, "rejected_ids": p.rejected} for p in train_pairs])
+
+    counts = {"real": 0, "computed": 0}
+
+    class CountingTrainer(RewardTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if model.training:
+                counts["real"] += int(inputs["attention_mask"].sum())
+                counts["computed"] += int(inputs["attention_mask"].numel())
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    trl_args = RewardConfig(
+        output_dir=str(out), per_device_train_batch_size=config.micro_batch_size,
+        gradient_accumulation_steps=config.batch_size // config.micro_batch_size, max_steps=args.steps,
+        learning_rate=config.lr[0], lr_scheduler_type="linear", warmup_steps=int(config.warmup_ratio * args.steps),
+        adam_beta1=config.adam_betas[0], adam_beta2=config.adam_betas[1], weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm or 0.0, bf16=True, use_cpu=True, max_length=None,
+        report_to="none", save_strategy="no", logging_steps=10, seed=config.seed, disable_dropout=True,
+        dataloader_num_workers=0)
+    trainer = CountingTrainer(model=model, args=trl_args, train_dataset=dataset, processing_class=rm.tokenizer)
+    t0 = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - t0
+    return {"tokens_per_second": counts["real"] / seconds, "padding_fraction": 1 - counts["real"] / counts["computed"],
+            "train_seconds": seconds, "accuracy": _held_out_accuracy(model, val, rm.pad_id), "n_val": len(val)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=str(ROOT / "configs" / "e5-small-cpu.yaml"))
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--only", choices=["rewardsmith", "trl"], help=argparse.SUPPRESS)  # the child mode
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.only:
+        run = run_rewardsmith if args.only == "rewardsmith" else run_trl
+        result = run(args, Path(args.out))
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print("RESULT " + json.dumps(result))
+        return
+
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("rewardsmith", "trl"):
+            cmd = [sys.executable, __file__, "--only", name, "--config", args.config, "--steps", str(args.steps),
+                   "--out", str(Path(tmp) / name)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+            line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+            if proc.returncode or not line:
+                sys.exit(f"{name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+            results[name] = json.loads(line[-1][7:])
+    rs, trl = results["rewardsmith"], results["trl"]
+    print(f"{args.steps} steps of {Path(args.config).name}, held-out pairs: {rs['n_val']}")
+    print("| trainer | tokens/s | peak RSS MB | padding | held-out accuracy | train s |")
+    print("|---|---|---|---|---|---|")
+    for name, r in results.items():
+        print(f"| {name} | {r['tokens_per_second']:.0f} | {r['peak_rss_mb']:.0f} | {100 * r['padding_fraction']:.1f}% "
+              f"| {r['accuracy']:.3f} | {r['train_seconds']:.0f} |")
+    print(f"ratios rewardsmith/TRL: tokens/s {rs['tokens_per_second'] / trl['tokens_per_second']:.2f}x, "
+          f"peak memory {rs['peak_rss_mb'] / trl['peak_rss_mb']:.2f}x, "
+          f"padding {rs['padding_fraction'] / max(trl['padding_fraction'], 1e-9):.2f}x, "
+          f"accuracy {rs['accuracy'] - trl['accuracy']:+.3f}")
+
+
+if __name__ == "__main__":
+    main()
