@@ -10,15 +10,21 @@ evaluation and serving build exactly the same token sequence from (conversation,
 A model without a manifest (a foreign reward model, a base model) gets `Manifest.for_model`:
 the defaults that architecture and tokenizer imply, stated in a one-line log notice.
 
-How the raw score reaches other tools (the config written beside this file sets what can be set):
-- transformers `pipeline("text-classification")`: config `problem_type="regression"` makes the
-  default function "none" (with `num_labels=1` and no problem_type it would apply a sigmoid).
-  Pass `function_to_apply="none"` anyway for foreign models, and feed it `render(...)`'s text.
-- vLLM: serve with `--runner pooling` (`--task reward` on older versions) and a pooler config
-  without activation, e.g. `--pooler-config '{"activation": false}'` (newer versions:
-  `{"use_activation": false}`); vLLM's classify default applies a sigmoid for one label.
-- TEI (text-embeddings-inference): `/predict` applies a sigmoid for a single label unless the
-  request says `"raw_scores": true`; nothing in config.json changes that.
+How the raw score reaches other tools (config.json carries num_labels=1, id2label={0: "reward"},
+problem_type="regression", pad_token_id; the rest is stated here):
+- transformers `pipeline("text-classification")`: problem_type "regression" makes its default
+  function "none" (a one-label model without a problem type gets a sigmoid). Pass
+  `function_to_apply="none"` for foreign models anyway. Feed it `render(...)`'s text, with
+  `add_special_tokens=False` for decoders (the chat template writes BOS itself).
+- vLLM (`--runner pooling`, `--convert classify` for *ForSequenceClassification): the classify
+  activation follows problem_type like transformers' loss does (`get_classification_act_fn`:
+  "regression" -> identity), so recent versions return the raw score; older ones apply a sigmoid
+  to one-label models — turn it off per request (`"activation": false` / `"use_activation":
+  false`) or with `--override-pooler-config`. Its pooling (last token for decoders, [CLS] for
+  BERT) is ours. Send the rendered text without adding special tokens, or token ids.
+- TEI (text-embeddings-inference) serves encoder classifiers (BERT, XLM-R, ...); `/predict`
+  applies a sigmoid to one-label models unless the request says `"raw_scores": true`; nothing in
+  config.json changes that. Its pair input is `{"inputs": [[prompt, response]]}`.
 The chat template is also saved in the tokenizer files, so the tools above see the same text.
 """
 
