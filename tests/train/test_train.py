@@ -73,6 +73,16 @@ def test_training_lowers_the_loss_and_changes_every_trainable_tensor(tmp_path, t
     assert (out / "checkpoints" / "step-16").is_dir()
 
 
+def test_an_existing_run_is_neither_overwritten_nor_resumed_with_other_settings(tmp_path, tiny_encoder_dir, capsys):
+    config = _config(tmp_path, tiny_encoder_dir, max_steps=2)
+    assert main(["train", "--config", str(config), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--config", str(config), "--no-progress"]) == 2
+    assert "already holds checkpoints; pass --resume" in capsys.readouterr().err
+    assert main(["train", "--config", str(config), "--resume", "--lr", "1e-4", "--no-progress"]) == 2
+    assert "different config (lr changed)" in capsys.readouterr().err
+
+
 def test_frozen_embeddings_do_not_move(tmp_path, tiny_encoder_dir):
     config = _config(tmp_path, tiny_encoder_dir, freeze_embeddings=True, max_steps=4)
     assert main(["train", "--config", str(config), "--no-progress"]) == 0

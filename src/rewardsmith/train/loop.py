@@ -82,9 +82,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             f"per step cannot be shared by {world} processes; make it a multiple of {world}")
     accum = per_step // world
     set_seed(config.seed)
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        _check_resume(out, config, resume)
+    _check_resume(out, config, resume, write=main)  # on every process, so all stop together
 
     rm = init_reward_model(config.model, max_length=config.max_length)
     tokenizer, model, manifest = rm.tokenizer, rm.model, rm.manifest
@@ -434,7 +432,7 @@ def _save_checkpoint(accelerator, out: Path, step: int, keep: int) -> None:
     accelerator.wait_for_everyone()
 
 
-def _check_resume(out: Path, config: TrainConfig, resume: bool) -> None:
+def _check_resume(out: Path, config: TrainConfig, resume: bool, write: bool) -> None:
     """Record the config; on resume, refuse a different one (the result would match neither run)."""
     path = out / "train_config.json"
     current = json.loads(json.dumps(config.to_dict()))
@@ -448,7 +446,9 @@ def _check_resume(out: Path, config: TrainConfig, resume: bool) -> None:
     elif not resume and latest_checkpoint(out) is not None:
         raise RewardsmithError(
             f"{out} already holds checkpoints; pass --resume to continue, or choose a new output_dir")
-    path.write_text(json.dumps(current, indent=2) + "\n")
+    if write:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(current, indent=2) + "\n")
 
 
 def _save_final(model, tokenizer, manifest, out: Path, config: TrainConfig, score_stats) -> None:
