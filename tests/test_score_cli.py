@@ -94,7 +94,7 @@ def test_api_cli_and_pipeline_agree(saved, rows_file, tmp_path):
 
 def test_score_resumes_and_skips_rows_already_written(saved, rows_file, tmp_path):
     out = tmp_path / "scores.jsonl"
-    out.write_text('{"line": 1, "id": "p1", "chosen_score": 0.0, "rejected_score": 0.0}\n')
+    out.write_text('{"line": 1, "id": "p1", "chosen_score": 0.0, "rejected_score": 0.0}\n{"line": 2, "sc')
     assert main(["score", str(saved), str(rows_file), "-o", str(out), "--precision", "fp32"]) == 0
     lines = [json.loads(line)["line"] for line in out.read_text().splitlines()]
     assert lines == [1, 2, 3]

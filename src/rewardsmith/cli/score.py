@@ -73,7 +73,7 @@ def register(subparsers) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
-                   help="auto: bf16 autocast where the hardware supports it (default auto)")
+                   help="auto: bf16 weights where the hardware has bf16 units, else fp32 (default auto)")
     p.add_argument("--token-budget", type=int, default=16384,
                    help="padded tokens per batch, rows x longest (default 16384)")
 
@@ -135,8 +135,14 @@ def _items(path: Path, number: int, row: dict) -> list[tuple[list[dict], str]]:
 
 
 def _done_lines(output: Path | None) -> set[int]:
+    """Input line numbers already in `output`. A last row cut short by an interruption (no final
+    newline) is removed, so it is scored again rather than appended to."""
     if output is None or not output.exists():
         return set()
+    data = output.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with output.open("r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
     done = set()
     for number, row in _read_rows(output):
         if "line" not in row:
