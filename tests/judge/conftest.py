@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-# Label lines of the judge prompts in each language (see rewardsmith.judge.prompts.USER).
-A_LABEL = {"en": "[Answer A]\n", "ja": "[回答A]\n", "ko": "[답변 A]\n"}
-B_LABEL = {"en": "[Answer B]\n", "ja": "[回答B]\n", "ko": "[답변 B]\n"}
+# Label lines of the judge prompts in each language (see rewardsmith.judge.prompts.PAIRWISE).
+A_LABEL = {"en": "Answer A: ", "ja": "回答A: ", "ko": "답변 A: "}
+B_LABEL = {"en": "Answer B: ", "ja": "回答B: ", "ko": "답변 B: "}
 
 
 def write_script(path: Path, rules: list[dict], default: str | None = "answer {seed}", **extra) -> str:

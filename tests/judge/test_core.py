@@ -19,6 +19,8 @@ from rewardsmith.judge import prompts
     ("**A**\nIt is correct.", "A"),
     ("Verdict: C", TIE),
     ("[[A]] is better. Final: [[A]]", "A"),
+    ("A: it answers the question", "A"),
+    ("C) Both are similar", TIE),
 ])
 def test_parse_verdict_reads_verdicts(text, expected):
     assert parse_verdict(text) == expected
@@ -27,6 +29,7 @@ def test_parse_verdict_reads_verdicts(text, expected):
 @pytest.mark.parametrize("text, reason", [
     ("[[A]], [[B]] or [[C]]", "ambiguous"),   # the instructions parroted back
     ("Answer A is better", "no verdict"),
+    ("A good answer would mention Paris.", "no verdict"),
     ("Both answers are fine.", "no verdict"),
     ("   \n", "empty"),
 ])
@@ -37,9 +40,9 @@ def test_parse_verdict_fails_instead_of_guessing(text, reason):
 
 def test_prompts_exist_for_every_language_and_format():
     for lang in ("ja", "ko", "en"):
-        user = prompts.USER[lang].format(question="Q", answer_a="AAA", answer_b="BBB")
-        assert user.index("AAA") < user.index("BBB")
-        assert "[[A]]" in prompts.SYSTEM[lang] and "[[C]]" in prompts.SYSTEM[lang]
+        user = prompts.PAIRWISE[lang].format(question="Q", answer_a="AAA", answer_b="BBB")
+        assert user.index("Q") < user.index("AAA") < user.index("BBB") < user.index("[[A]]")
+        assert "[[B]]" in user and "[[C]]" in user
         assert "{examples}" in prompts.NEW_INSTRUCTION[lang]
 
 
@@ -51,15 +54,15 @@ def _pair(i, chosen, rejected, language="en"):
 def test_both_orders_agree_flip_tie_and_fail(scripted):
     rules = [
         # p0: the judge prefers "good" wherever it stands -> agrees with the human
-        {"contains": "[Answer A]\ngood0", "reply": "[[A]]"}, {"contains": "[Answer B]\ngood0", "reply": "[[B]]"},
+        {"contains": "Answer A: good0", "reply": "[[A]]"}, {"contains": "Answer B: good0", "reply": "[[B]]"},
         # p1: always answers A -> the verdict flips with the order -> tie
         {"contains": "question 1", "reply": "[[A]]"},
         # p2: explicit tie in both orders
         {"contains": "question 2", "reply": "[[C]] same"},
         # p3: prefers the rejected answer consistently
-        {"contains": "[Answer A]\nbad3", "reply": "[[A]]"}, {"contains": "[Answer B]\nbad3", "reply": "[[B]]"},
+        {"contains": "Answer A: bad3", "reply": "[[A]]"}, {"contains": "Answer B: bad3", "reply": "[[B]]"},
         # p4: one order is unparseable, the other a request failure
-        {"contains": "[Answer A]\ngood4", "reply": "no idea"}, {"contains": "[Answer A]\nbad4", "fail": "HTTP 500"},
+        {"contains": "Answer A: good4", "reply": "no idea"}, {"contains": "Answer A: bad4", "fail": "HTTP 500"},
     ]
     client = make_client(scripted(rules, default=None))
     pairs = [_pair(0, "good0", "bad0"), _pair(1, "good1", "bad1"), _pair(2, "good2", "bad2"),
@@ -85,8 +88,8 @@ def test_both_orders_agree_flip_tie_and_fail(scripted):
 
 def test_language_selects_the_prompt(scripted):
     # Only the Korean prompt's labels match, so a verdict proves the Korean prompt was sent.
-    client = make_client(scripted([{"contains": "[답변 A]\n좋은", "reply": "[[A]]"},
-                                   {"contains": "[답변 B]\n좋은", "reply": "[[B]]"}], default=None))
+    client = make_client(scripted([{"contains": "답변 A: 좋은", "reply": "[[A]]"},
+                                   {"contains": "답변 B: 좋은", "reply": "[[B]]"}], default=None))
     [v] = judge_pairs(client, [_pair(0, "좋은 답변", "나쁜 답변", language="ko")])
     assert v.winner == RESPONSE_1 and v.language == "ko"
 

@@ -26,7 +26,8 @@ from rewardsmith.judge.cache import Client
 
 RESPONSE_1, RESPONSE_2, TIE = "response_1", "response_2", "tie"
 _TOKEN = re.compile(r"\[\[\s*([ABC])\s*\]\]", re.IGNORECASE)
-_BARE = re.compile(r"^\W*(?:verdict\W*)?([ABC])\W*$", re.IGNORECASE)  # a first line like "A", "**B**", "Verdict: C"
+# Without tokens, a reply that starts with a lone letter: "A", "**B**", "Verdict: C", "A: ...", "C) ...".
+_BARE = re.compile(r"^\W*(?:verdict\W*)?([ABC])(?:\W*$|[):.\]])", re.IGNORECASE)
 _LETTER = {"A": "A", "B": "B", "C": TIE}
 
 
@@ -39,7 +40,8 @@ def parse_verdict(text: str) -> str | ParseFailure:
     """'A', 'B' or 'tie' from a judge reply, or a ParseFailure saying why not.
 
     Every `[[X]]` token in the reply must agree (a reply quoting the instructions, "[[A]], [[B]]
-    or [[C]]", is ambiguous, not an A). Without tokens, a first line that is only a letter counts.
+    or [[C]]", is ambiguous, not an A). Without tokens, a reply starting with a lone letter label
+    ("A", "B:", "C)") counts; "A good answer..." does not.
     """
     letters = {m.upper() for m in _TOKEN.findall(text)}
     if len(letters) > 1:
@@ -93,9 +95,8 @@ def judge_requests(prompt: Sequence[Message], response_1: str, response_2: str, 
     question = render_question(prompt)
 
     def one(a: str, b: str) -> Request:
-        user = prompts.USER[lang].format(question=question, answer_a=a, answer_b=b)
-        return Request.chat([{"role": "system", "content": prompts.SYSTEM[lang]},
-                             {"role": "user", "content": user}], max_tokens=max_tokens, temperature=0.0)
+        user = prompts.PAIRWISE[lang].format(question=question, answer_a=a, answer_b=b)
+        return Request.chat([{"role": "user", "content": user}], max_tokens=max_tokens, temperature=0.0)
 
     return one(response_1, response_2), one(response_2, response_1)
 
