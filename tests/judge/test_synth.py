@@ -123,3 +123,22 @@ def test_help_has_examples(argv, capsys):
     with pytest.raises(SystemExit):
         main(argv)
     assert "examples:" in capsys.readouterr().out
+
+
+def test_judge_command_scores_labelled_pairs(scripted, tmp_path, capsys):
+    rows = [{"prompt": [{"role": "user", "content": f"question {i}"}], "chosen": f"good {i}", "rejected": f"bad {i}"}
+            for i in range(4)]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    # Prefers "good" for questions 0-2 in either order; always answers A for question 3 (a flip).
+    rules = [{"contains": "question 3", "reply": "[[A]]"}] + prefer_rules("good")
+    spec = scripted(rules, default=None)
+    out = tmp_path / "judged"
+    report = _cli(capsys, "judge", "--judge", spec, "--dataset", str(data), "--out", str(out))
+    assert (report["pairs"], report["agree"], report["ties"], report["flips"]) == (4, 3, 1, 1)
+    assert report["accuracy"] == pytest.approx(3.5 / 4) and report["flip_rate"] == pytest.approx(0.25)
+    assert report["requests"]["sent"] == 8
+    assert json.loads((out / "judge_report.json").read_text())["accuracy"] == report["accuracy"]
+    assert len(_lines(out / "verdicts.jsonl")) == 4
+    again = _cli(capsys, "judge", "--judge", spec, "--dataset", str(data), "--out", str(out))
+    assert again["requests"]["sent"] == 0 and again["accuracy"] == report["accuracy"]
