@@ -245,8 +245,11 @@ def main(argv: list[str] | None = None) -> int:
 
     offline_rate = totals["off_items"] / totals["off_wall"]
     served = totals["srv_items"] / totals["srv_wall"]
-    calls = _metric(metrics, "rewardsmith_batch_items_count") - _metric(warm, "rewardsmith_batch_items_count")
-    batched = _metric(metrics, "rewardsmith_batch_items_sum") - _metric(warm, "rewardsmith_batch_items_sum")
+    def delta(name: str) -> float:
+        return _metric(metrics, name) - _metric(warm, name)
+
+    passes, rows = delta("rewardsmith_batch_items_count"), delta("rewardsmith_batch_items_sum")
+    shared, busy = delta("rewardsmith_batch_requests_sum"), delta("rewardsmith_batch_seconds_sum")
     ms = [x * 1000 for x in latencies] or [float("nan")]
     print(f"offline Scorer: {totals['off_items']} items in {totals['off_wall']:.1f} s -> {offline_rate:.1f} items/s "
           f"({totals['off_items'] / totals['off_cpu']:.2f} items per CPU-second)")
@@ -256,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"latency ms: p50 {percentile(ms, 50):.0f}  p95 {percentile(ms, 95):.0f}  p99 {percentile(ms, 99):.0f}  "
           f"mean {statistics.fmean(ms):.0f}")
     print(f"errors: {len(errors)}" + (f" (first: {errors[0]})" if errors else ""))
-    print(f"scorer calls: {calls:.0f}, mean {batched / max(calls, 1):.1f} items per call")
+    print(f"forward passes: {passes:.0f}, mean {rows / max(passes, 1):.1f} rows and {shared / max(passes, 1):.1f} "
+          f"requests per pass; worker in forward passes {busy / totals['srv_wall']:.0%} of the served time")
     ratio = served / offline_rate
     cpu_ratio = (totals["srv_items"] / totals["srv_cpu"]) / (totals["off_items"] / totals["off_cpu"])
     ok = ratio >= 0.70 and not errors and totals["srv_items"] == len(items)

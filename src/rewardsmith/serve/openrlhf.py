@@ -9,15 +9,15 @@ input format instead, so the query is parsed back:
 
 1. Pad tokens are stripped from both ends (as OpenRLHF's server does).
 2. Decoders ("chat_template"): the query is parsed with the MODEL'S chat template -- its turn
-   markers are learned by rendering probe conversations -- into messages (system, user and
-   assistant turns) and the final assistant
-   response, and accepted only if rendering them again gives back exactly the query text (an
-   eos / end-of-turn marker after the response is tolerated). Then the tokens are exactly those
-   OpenRLHF's server would score, and the reward equals `/score` for the same conversation.
-   A query the template does not reproduce (the policy uses another template, a system prompt the
-   probe does not cover, ...) is scored as `[{"role": "user", "content": <prompt text>}]` plus the
-   response (split at `prompts[i]` when given, else the whole query is the response) -- the markup
-   is then part of the text -- and `rewardsmith_get_reward_unparsed_total` counts it.
+   markers are learned by rendering probe conversations -- into messages (an optional system
+   turn, then user/assistant turns) and the final response, and accepted only if rendering them
+   again gives back exactly the query text (the response may end in eos instead of the template's
+   end-of-turn marker, and a missing BOS is added back, as OpenRLHF's tokeniser would). The
+   reward then equals `/score` for the same conversation.
+   A query the template does not reproduce (the policy uses another template, ...) is scored as
+   `[{"role": "user", "content": <prompt text>}]` plus the response (split at `prompts[i]` when
+   given, else the whole query is the response) -- the markup is then part of the text -- and
+   `rewardsmith_get_reward_unparsed_total` counts it, so a mismatched setup shows on /metrics.
 3. Encoders ("pair", the Korean card's `prompt [SEP] response`): `prompts[i]` is required to split
    the query; the prompt is one user turn, the rest (eos stripped) is the response.
 """
