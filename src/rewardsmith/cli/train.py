@@ -12,7 +12,8 @@ examples:
   rewardsmith train --config configs/ca-reward-3b-ja.yaml --lr 8e-7,1e-6,2.5e-6,5e-6   # the card's sweep
   rewardsmith train --config configs/e5-small-cpu.yaml --resume                          # after an interruption
   rewardsmith train --config configs/e5-small-cpu.yaml --lora.r 8                         # LoRA, rank 8
-  accelerate launch --num_processes 2 -m rewardsmith train --config configs/e5-small-cpu.yaml
+  accelerate launch --multi_gpu --num_processes 2 -m rewardsmith train --config configs/e5-small-cpu.yaml
+                     # 2 processes (gloo on CPU, DDP on GPUs); FSDP/DeepSpeed: see docs/training.md
 
 Every setting of the config file can be overridden with --name value (values are read as YAML:
 --train_data '[a.jsonl, b.jsonl]'). Output: OUTPUT_DIR holds the model (an ordinary Hugging Face
