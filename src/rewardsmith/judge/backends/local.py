@@ -66,7 +66,10 @@ class LocalBackend:
         import torch
 
         prompts = [self._prompt(r) for r in requests]
-        batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        # A chat template writes its own special tokens; a plain transcript needs the tokenizer's
+        # BOS (gemma degenerates into repeating "Assistant:" without it).
+        batch = self.tokenizer(prompts, return_tensors="pt", padding=True,
+                               add_special_tokens=not self.tokenizer.chat_template)
         first = requests[0]
         sampling = first.temperature > 0
         if sampling:
@@ -84,8 +87,10 @@ class LocalBackend:
             eos = self.tokenizer.eos_token_id
             stops = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.pad_token_id}
             n = next((i for i, t in enumerate(new) if t in stops), len(new))
-            results.append(Completion(self.tokenizer.decode(new[:n], skip_special_tokens=True).strip(),
-                                      prompt_tokens=int(mask.sum()), completion_tokens=n))
+            text = self.tokenizer.decode(new[:n], skip_special_tokens=True)
+            if not self.tokenizer.chat_template:  # a base model goes on to write the next turn itself
+                text = text.split("\n\nUser:")[0]
+            results.append(Completion(text.strip(), prompt_tokens=int(mask.sum()), completion_tokens=n))
         return results
 
     def complete(self, requests: Sequence[Request]) -> Iterator[tuple[int, Completion | RequestFailure]]:
