@@ -126,3 +126,12 @@ def test_a_model_loaded_in_bf16_scores_natively(rm, tmp_path):
     assert max(abs(a - b) for a, b in zip(fp32, scorer.score(ITEMS))) < 0.05 * scale
     with pytest.raises(RewardsmithError, match="precision='fp32' but the model was loaded in torch.bfloat16"):
         Scorer(loaded, precision="fp32")
+
+
+def test_compiled_forward_gives_the_eager_scores(tiny_decoder_dir):
+    rm = init_reward_model(tiny_decoder_dir, max_length=96)
+    eager = Scorer(rm, precision="fp32").score(ITEMS)
+    compiled = Scorer(rm, precision="fp32", compile=True)
+    assert max(abs(a - b) for a, b in zip(eager, compiled.score(ITEMS))) < 1e-5
+    compiled.token_budget = 1  # one row per batch: padded to two rows, still the same scores
+    assert max(abs(a - b) for a, b in zip(eager, compiled.score(ITEMS[:3]))) < 1e-5

@@ -86,7 +86,11 @@ class Scorer:
     """Scores (conversation, response) items with a reward model; see the module docstring."""
 
     def __init__(self, rm: RewardModel, *, token_budget: int = 16384, precision: Precision = "auto",
-                 progress: bool = False):
+                 progress: bool = False, compile: bool = False):
+        """compile: run the forward pass through `torch.compile(dynamic=True)`. It fuses the
+        element-wise work (norms, activations, rotary) that dominates CPU time at these sizes:
+        about 3x faster per batch on gemma-3-270m here, after a one-time compile of ~1-4 minutes
+        (cached on disk by torch for later runs). Worth it for thousands of sequences."""
         import torch
 
         if precision not in ("auto", "bf16", "fp32"):
@@ -108,6 +112,8 @@ class Scorer:
         # scoring_dtype(...))) run natively: no per-op casts, about 1.3-1.7x faster on CPU.
         self._needs_autocast = use_bf16 and param.dtype != torch.bfloat16
         self.stats = TruncationStats()
+        self.compiled = compile
+        self._forward = torch.compile(reward_forward, dynamic=True) if compile else reward_forward
         rm.model.eval()
 
     def autocast(self):
@@ -143,8 +149,11 @@ class Scorer:
             bar = tqdm(total=len(keys), unit="seq", desc="scoring")
         with torch.inference_mode(), self.autocast():
             for batch in batches:
-                inputs = collate([keys[i] for i in batch], self.rm.pad_id)
-                out = reward_forward(self.rm.model, **{k: v.to(self.device) for k, v in inputs.items()})
+                rows = [keys[i] for i in batch]
+                if self.compiled and len(rows) == 1:
+                    rows = rows * 2  # dynamo specialises size-1 dims: a 1-row batch would compile again
+                inputs = collate(rows, self.rm.pad_id)
+                out = self._forward(self.rm.model, **{k: v.to(self.device) for k, v in inputs.items()})
                 for i, r in zip(batch, out.tolist()):
                     rewards[i] = r
                 if bar is not None:

@@ -24,6 +24,7 @@ A rerun with the same -o skips the lines already written there (resume after an 
 examples:
   rewardsmith score out/rm pairs.jsonl -o scores.jsonl
   rewardsmith score out/rm answers.jsonl --precision fp32 --token-budget 8192 > scores.jsonl
+  rewardsmith score out/rm big.jsonl -o scores.jsonl --compile
 """
 
 
@@ -44,6 +45,9 @@ def register(subparsers) -> None:
     p.add_argument("model", help="reward model folder (or hub id)")
     p.add_argument("file", type=Path, help="JSONL input")
     p.add_argument("-o", "--output", type=Path, help="JSONL output (appended to; rows already there are skipped)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the forward pass: ~3x faster per batch after a one-time compile "
+                        "of a few minutes; for thousands of rows")
     _common(p)
     p.set_defaults(func=_run_score)
 
@@ -86,7 +90,8 @@ def _scorer(args):
 
     hf_logging.disable_progress_bar()  # "Loading weights" bars would bury the scoring progress
     rm = load_reward_model(args.model, dtype=scoring_dtype(args.precision))
-    return Scorer(rm, token_budget=args.token_budget, precision=args.precision)
+    return Scorer(rm, token_budget=args.token_budget, precision=args.precision,
+                  compile=getattr(args, "compile", False))
 
 
 def _conversation(where: str, row: dict[str, Any]) -> list[dict]:
