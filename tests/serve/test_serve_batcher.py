@@ -126,3 +126,15 @@ def test_timed_out_requests_cost_nothing_and_stop_fails_the_rest():
     assert all("late" not in p for p in fn.passes)  # its client had gone; no compute spent on it
     with pytest.raises(RuntimeError, match="start"):
         asyncio.run(batcher.score(["x"]))
+
+
+def test_a_failed_request_spends_no_more_compute():
+    fn = Scripted()
+    batcher = started(fn, token_budget=8)
+    long = "L" * 30  # cannot share a pass with "crash" under this budget, so it would run after it
+    with pytest.raises(RuntimeError, match="crashed"):
+        asyncio.run(batcher.score(["crash", long]))
+    assert asyncio.run(batcher.score(["ok"])) == [2.5]
+    batcher.stop()
+    assert all(long not in p for p in fn.passes)
+    assert batcher.pending_items == 0

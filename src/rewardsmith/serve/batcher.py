@@ -46,9 +46,14 @@ class _Job:
     loop: asyncio.AbstractEventLoop
     rewards: list[float | None] = field(default_factory=list)
     missing: int = 0
+    finished: bool = False  # set on the worker at once; the future itself is set later, on the loop
 
     def resolve(self, result: Any = None, error: BaseException | None = None) -> None:
-        self.loop.call_soon_threadsafe(_set, self.future, result, error)
+        self.finished = True
+        try:
+            self.loop.call_soon_threadsafe(_set, self.future, result, error)
+        except RuntimeError:  # the caller's event loop is closed: nobody is waiting any more
+            pass
 
 
 def _set(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
@@ -199,7 +204,7 @@ class Batcher:
 
     def _drop_dead(self) -> None:
         """Forget sequences of requests that timed out or failed: no compute is spent on them."""
-        alive = [t for t in self._pool if not t[2].job.future.done()]
+        alive = [t for t in self._pool if not (t[2].job.finished or t[2].job.future.done())]
         if len(alive) != len(self._pool):
             self._add_pending(len(alive) - len(self._pool))
             self._pool = alive
