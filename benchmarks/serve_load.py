@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="stop issuing requests after this many seconds of serving (default: %(default)s)")
     p.add_argument("--max-length", type=int, default=512, help="for a fresh model's manifest (default: %(default)s)")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    p.add_argument("--compile", action="store_true", help="torch.compile the forward pass on both sides")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from rewardsmith.models import init_reward_model, load_reward_model, save_reward_model
-    from rewardsmith.score import Scorer
+    from rewardsmith.score import Scorer, scoring_dtype
 
     n = args.requests * args.items_per_request
     items, source = load_items(n, args.seed)
@@ -183,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         else:  # an embedded base model with a fresh (random) head: throughput does not care
             torch.manual_seed(args.seed)
             model_dir = save_reward_model(init_reward_model(args.model, max_length=args.max_length), Path(tmp) / "rm")
-        rm = load_reward_model(model_dir)
-        scorer = Scorer(rm, precision=args.precision)
+        rm = load_reward_model(model_dir, dtype=scoring_dtype(args.precision))  # as `rewardsmith serve` does
+        scorer = Scorer(rm, precision=args.precision, compile=args.compile)
         scorer.score(items[:32])  # warm-up: allocator, autocast kernels
         print(f"model {args.model}  {len(items)} items from {source}  {args.rounds} rounds  "
               f"torch threads {torch.get_num_threads()}  {scorer.dtype}", flush=True)
@@ -197,13 +198,14 @@ def main(argv: list[str] | None = None) -> int:
         with open(log_path, "w") as log:
             server = subprocess.Popen(
                 [sys.executable, "-m", "rewardsmith", "serve", str(model_dir), "--port", str(port),
-                 "--precision", args.precision, "--max-items", str(max(256, args.items_per_request))],
+                 "--precision", args.precision, "--max-items", str(max(256, args.items_per_request)),
+                 *(["--compile"] if args.compile else [])],
                 stdout=subprocess.DEVNULL, stderr=log)
         totals = dict(off_wall=0.0, off_cpu=0.0, off_items=0, srv_wall=0.0, srv_cpu=0.0, srv_items=0)
         latencies: list[float] = []
         errors: list[str] = []
         try:
-            deadline = time.monotonic() + 180
+            deadline = time.monotonic() + (900 if args.compile else 180)
             while True:
                 try:
                     if httpx.get(f"{url}/health", timeout=2).status_code == 200:

@@ -42,6 +42,9 @@ def register(subparsers) -> None:
                    help="require 'Authorization: Bearer KEY' on POST endpoints (default: $REWARDSMITH_API_KEY, else none)")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=d.precision,
                    help="scoring precision; auto = bf16 where the hardware has it (default: %(default)s)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the forward pass: ~3x faster per batch on the decoders after a "
+                   "one-time compile of minutes at startup")
     p.add_argument("--token-budget", type=int, default=d.token_budget,
                    help="padded tokens per forward pass (rows x longest); forward passes draw on every "
                    "request in flight (default: %(default)s)")
@@ -65,7 +68,7 @@ def run(args) -> int:
         host=args.host, port=args.port, api_key=args.api_key or os.environ.get("REWARDSMITH_API_KEY") or None,
         max_items=args.max_items, max_chars=args.max_chars, max_body_bytes=args.max_body_bytes,
         request_timeout=args.request_timeout, max_wait_ms=args.max_wait_ms,
-        token_budget=args.token_budget, precision=args.precision,
+        token_budget=args.token_budget, precision=args.precision, compile=args.compile,
     ).check()  # before the slow model load: a typo fails in a second, not a minute
     try:
         import uvicorn
@@ -76,9 +79,11 @@ def run(args) -> int:
 
         raise RewardsmithError(f"the server needs {e.name}; install it with: pip install 'rewardsmith[serve]'") from None
     from rewardsmith.models import load_reward_model
+    from rewardsmith.score import scoring_dtype
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    rm = load_reward_model(args.model)
+    # Weights in the scoring dtype (bf16 where the CPU has it), as `rewardsmith score` loads them.
+    rm = load_reward_model(args.model, dtype=scoring_dtype(config.precision))
     app = create_app(rm, config, name=str(args.model))
     if config.host not in ("127.0.0.1", "localhost", "::1") and config.api_key is None:
         logging.getLogger("rewardsmith.serve").warning(

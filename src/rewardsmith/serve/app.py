@@ -185,7 +185,7 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
     config = (config or ServeConfig()).check()
     manifest = rm.manifest
     model_name = name or str(getattr(rm, "path", None) or manifest.base_model or "reward-model")
-    scorer = Scorer(rm, token_budget=config.token_budget, precision=config.precision)
+    scorer = Scorer(rm, token_budget=config.token_budget, precision=config.precision, compile=config.compile)
     mean, std = manifest.score_mean, manifest.score_std
     calibrate = mean is not None and std is not None and std > 0
 
@@ -199,6 +199,9 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        if config.compile:  # compile now, not on the first request (minutes: it would time out)
+            log.info("compiling the forward pass (once; the port opens when done)")
+            await asyncio.to_thread(scorer.score, [([{"role": "user", "content": "warm-up"}], "ok")])
         batcher.start()
         try:
             yield

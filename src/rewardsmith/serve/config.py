@@ -18,7 +18,8 @@ class ServeConfig:
     max_body_bytes:   request body size.
     request_timeout:  seconds a request may wait for its scores before a 503.
     max_wait_ms:      how long an idle worker waits for concurrent requests before scoring.
-    token_budget, precision: passed to the Scorer.
+    token_budget, precision, compile: passed to the Scorer (compile: torch.compile the forward
+                      pass, compiled once at startup before the port opens).
     """
 
     host: str = "127.0.0.1"
@@ -31,6 +32,7 @@ class ServeConfig:
     max_wait_ms: float = 5.0
     token_budget: int = 16384
     precision: str = "auto"
+    compile: bool = False
 
     def check(self) -> "ServeConfig":
         """Returns self; raises RewardsmithError listing every bad setting at once."""
