@@ -276,3 +276,11 @@ def test_sigmoid_is_safe_for_large_differences():
 
     assert _sigmoid(1000.0) == 1.0 and _sigmoid(-1000.0) == 0.0
     assert _sigmoid(0.3) == pytest.approx(1 / (1 + math.exp(-0.3)))
+
+
+def test_compiled_server_compiles_at_startup_and_scores_like_the_library(serve, decoder_rm_dir, library):
+    server = serve(decoder_rm_dir, compile=True)  # returns once the port is open: compiled by then
+    assert server.app.state.scorer.compiled
+    r = httpx.post(f"{server.url}/score", json={"items": [as_json(c, t) for c, t in ITEMS]}, timeout=120)
+    assert r.status_code == 200, r.text
+    assert r.json()["rewards"] == pytest.approx(library(server).score(ITEMS), abs=1e-5)
