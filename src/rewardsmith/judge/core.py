@@ -161,6 +161,7 @@ class JudgeSummary:
     decided_accuracy: agree / (agree + disagree), over pairs where the judge picked a side.
     flip_rate:        flips / pairs where both orders parsed: how often the order changed the verdict.
     first_position_rate: share of parsed non-tie replies choosing answer A (0.5 = no position bias).
+    failure_reasons:  counted per failed reply (a pair has two), e.g. {"no verdict": 3, "request failed": 1}.
     """
 
     pairs: int = 0
