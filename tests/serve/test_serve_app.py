@@ -236,6 +236,8 @@ def test_health_metrics_and_docs(decoder):
     assert h["max_length"] == decoder.rm.manifest.max_length
     spec = httpx.get(f"{decoder.url}/openapi.json").json()
     assert {"/score", "/compare", "/best-of-n", "/get_reward", "/health", "/metrics"} <= set(spec["paths"])
+    assert spec["paths"]["/score"]["post"]["responses"]["422"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorBody"}  # the error shape the server really sends
     assert httpx.get(f"{decoder.url}/docs").status_code == 200
     metrics = httpx.get(f"{decoder.url}/metrics")
     assert metrics.headers["content-type"].startswith("text/plain")

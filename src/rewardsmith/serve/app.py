@@ -277,8 +277,11 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
             raise HTTPException(500, f"scoring failed: {type(e).__name__}: {e}") from None
 
     secured = [Depends(authorize)]
+    errors = {code: {"model": schemas.ErrorBody, "description": text} for code, text in [
+        (400, "Malformed JSON"), (401, "Missing or wrong API key"), (413, "Over a limit (items, characters, bytes)"),
+        (422, "Invalid body: the message names the field"), (503, "Not scored within --request-timeout")]}
 
-    @app.post("/score", response_model=schemas.ScoreResponse, dependencies=secured)
+    @app.post("/score", response_model=schemas.ScoreResponse, dependencies=secured, responses=errors)
     async def score_endpoint(body: schemas.ScoreRequest) -> schemas.ScoreResponse:
         """Rewards for a batch of (conversation, response) items, in request order."""
         check_count("items", len(body.items))
@@ -287,7 +290,8 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
         rewards = await score([(it.conversation(), it.response) for it in body.items])
         return schemas.ScoreResponse(rewards=rewards, calibrated=calibrated(rewards))
 
-    @app.post("/compare", response_model=schemas.CompareResponse, dependencies=secured)
+    @app.post("/compare", response_model=schemas.CompareResponse, dependencies=secured,
+              responses=errors)
     async def compare_endpoint(body: schemas.CompareRequest) -> schemas.CompareResponse:
         """P(a is better than b) = sigmoid(reward_a - reward_b), the Bradley-Terry probability."""
         check_chars("a", body.characters() + len(body.a))
@@ -297,7 +301,8 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
         return schemas.CompareResponse(p_a_better=_sigmoid(ra - rb), rewards=[ra, rb],
                                        calibrated=calibrated([ra, rb]))
 
-    @app.post("/best-of-n", response_model=schemas.BestOfNResponse, dependencies=secured)
+    @app.post("/best-of-n", response_model=schemas.BestOfNResponse, dependencies=secured,
+              responses=errors)
     async def best_of_n_endpoint(body: schemas.BestOfNRequest) -> schemas.BestOfNResponse:
         """All responses ranked best first (ties keep request order)."""
         check_count("responses", len(body.responses))
@@ -311,7 +316,8 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
                    for i in order]
         return schemas.BestOfNResponse(best=order[0], ranking=ranking)
 
-    @app.post("/get_reward", response_model=schemas.GetRewardResponse, dependencies=secured)
+    @app.post("/get_reward", response_model=schemas.GetRewardResponse, dependencies=secured,
+              responses=errors)
     async def get_reward_endpoint(body: schemas.GetRewardRequest) -> schemas.GetRewardResponse:
         """OpenRLHF's remote reward model protocol; see rewardsmith.serve.openrlhf for the mapping."""
         check_count("query", len(body.query))

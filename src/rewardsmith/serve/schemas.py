@@ -178,3 +178,16 @@ class Health(BaseModel):
     truncation_side: str
     calibrated: bool
     queue_items: int
+
+
+class FieldError(BaseModel):
+    field: str = Field(description='Where in the body, e.g. "items[0].response"; "body" for the whole body.')
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx: `detail` is one line naming the field and the fix; `errors` lists each problem
+    (present for invalid bodies and limits)."""
+
+    detail: str
+    errors: list[FieldError] | None = None
