@@ -37,6 +37,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
+from rewardsmith import __version__
 from rewardsmith.errors import RewardsmithError
 from rewardsmith.serve import schemas
 from rewardsmith.serve.batcher import Batcher
@@ -210,7 +211,7 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
 
     app = FastAPI(
         title="rewardsmith reward server",
-        version=__import__("rewardsmith").__version__,
+        version=__version__,
         description=f"Scores responses with the reward model `{model_name}` ({manifest.describe()}).",
         lifespan=lifespan,
     )
