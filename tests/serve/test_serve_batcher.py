@@ -1,6 +1,6 @@
 """The continuous batcher on its own, with scripted encode/score functions (no model): shared
-forward passes, order-matched results, length-aware batches, failure isolation, a worker that
-outlives errors, and a clean stop."""
+forward passes, order-matched results, length-aware batches with bounded padding, failure
+isolation, a worker that outlives errors, and a clean stop."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from rewardsmith.serve.batcher import Batcher
+from rewardsmith.serve.batcher import MAX_PADDING, Batcher
 
 
 class Scripted:
@@ -63,20 +63,25 @@ def test_concurrent_requests_share_forward_passes_and_keep_their_order():
     batcher.stop()
     assert first == [1.5]
     assert results == [[i + 0.5, i + 1.5] for i in range(1, 20)]
-    # 38 short sequences fit one token budget: one forward pass after the held one.
-    assert len(fn.passes) == 2 and sorted(fn.passes[1]) == sorted(x for r in requests for x in r)
+    # Every sequence ran exactly once, in passes shared by several requests.
+    passes = fn.passes[1:]
+    assert sorted(x for p in passes for x in p) == sorted(x for r in requests for x in r)
+    assert len(passes) < len(requests) and max(map(len, passes)) > 2
+    for p in passes:  # ... with padding (rows x longest - real tokens) held to MAX_PADDING
+        assert 1 - sum(map(len, p)) / (len(p) * max(map(len, p))) <= MAX_PADDING
     assert batcher.pending_items == 0
 
 
 def test_batches_start_at_the_oldest_sequence_and_take_its_nearest_lengths():
     fn = Scripted(hold_first=True)
     batcher = started(fn, token_budget=120)
-    a, b1, b2, c = "A" * 50, "b" * 2, "B" * 51, "c"
-    _, results = asyncio.run(behind_a_busy_worker(batcher, fn, [[a], [b1, b2], [c]]))
+    a, b1, b2, c, d = "A" * 50, "b" * 9, "B" * 51, "c" * 10, "d" * 2
+    _, results = asyncio.run(behind_a_busy_worker(batcher, fn, [[a], [b1, b2], [c, d]]))
     batcher.stop()
-    assert results == [[50.5], [2.5, 51.5], [1.5]]
-    # The oldest (a, 50 tokens) goes with its nearest length (51); 3 rows x 51 would exceed 120.
-    assert [sorted(p) for p in fn.passes[1:]] == [[a, b2], [b1, c]]
+    assert results == [[50.5], [9.5, 51.5], [10.5, 2.5]]
+    # The oldest (a, 50 tokens) goes with its nearest length (51), and 3 rows x 51 would exceed
+    # 120; then b1 (9) with c (10); d (2) would make that pass 1 - 21/30 = 30% padding: alone.
+    assert [sorted(p) for p in fn.passes[1:]] == [[a, b2], [b1, c], [d]]
 
 
 def test_a_sequence_longer_than_the_budget_runs_alone():
