@@ -19,6 +19,11 @@ ITEMS = [(CONV_EN, "Put it in boiling water for nine minutes."), (CONV_JA, "主�
          (CONV_KO, "5호선 광화문역에서 내리세요."), (CONV_EN, "Eggs are oval.")]
 
 
+# The server's forward passes mix requests, so a row's batch-mates (and padding) differ from the
+# offline Scorer's: rewards agree to float32 noise (~1e-8 here), far inside this tolerance.
+SAME = 1e-6
+
+
 def as_json(conversation, response):
     return {"messages": conversation, "response": response}
 
@@ -55,7 +60,7 @@ def test_score_returns_the_library_scores(which, request, library):
     assert r.status_code == 200, r.text
     body = r.json()
     expected = library(server).score(ITEMS)  # one request = one scorer call with the same items
-    assert body["rewards"] == expected
+    assert body["rewards"] == pytest.approx(expected, abs=SAME)
     manifest = server.rm.manifest
     assert body["calibrated"] == pytest.approx([(x - manifest.score_mean) / manifest.score_std for x in expected])
     assert len(set(body["rewards"])) == len(ITEMS)  # a random head still tells different inputs apart
@@ -63,7 +68,7 @@ def test_score_returns_the_library_scores(which, request, library):
 
 def test_prompt_is_one_user_turn(decoder, library):
     r = httpx.post(f"{decoder.url}/score", json={"items": [{"prompt": CONV_EN[0]["content"], "response": "Nine."}]})
-    assert r.json()["rewards"] == library(decoder).score([(CONV_EN, "Nine.")])
+    assert r.json()["rewards"] == pytest.approx(library(decoder).score([(CONV_EN, "Nine.")]), abs=SAME)
 
 
 def test_over_long_prompt_is_truncated_by_the_manifest_policy(decoder, library):
@@ -71,7 +76,7 @@ def test_over_long_prompt_is_truncated_by_the_manifest_policy(decoder, library):
     assert len(decoder.rm.tokenizer(long_prompt[0]["content"])["input_ids"]) > decoder.rm.manifest.max_length
     r = httpx.post(f"{decoder.url}/score", json={"items": [as_json(long_prompt, "はい。")]})
     assert r.status_code == 200, r.text
-    assert r.json()["rewards"] == library(decoder).score([(long_prompt, "はい。")])
+    assert r.json()["rewards"] == pytest.approx(library(decoder).score([(long_prompt, "はい。")]), abs=SAME)
 
 
 @pytest.mark.parametrize("which", ["decoder", "encoder"])
@@ -80,14 +85,15 @@ def test_compare_and_best_of_n_match_the_library(which, request, library):
     scorer = library(server)
     r = httpx.post(f"{server.url}/compare", json={"messages": CONV_KO, "a": "5호선입니다.", "b": "몰라요."})
     assert r.status_code == 200, r.text
-    assert r.json()["p_a_better"] == pytest.approx(scorer.compare(CONV_KO, "5호선입니다.", "몰라요."), abs=1e-12)
-    assert r.json()["rewards"] == scorer.score([(CONV_KO, "5호선입니다."), (CONV_KO, "몰라요.")])
+    assert r.json()["p_a_better"] == pytest.approx(scorer.compare(CONV_KO, "5호선입니다.", "몰라요."), abs=SAME)
+    assert r.json()["rewards"] == pytest.approx(scorer.score([(CONV_KO, "5호선입니다."), (CONV_KO, "몰라요.")]), abs=SAME)
 
     responses = ["서울입니다.", "부산입니다.", "모르겠어요.", "서울특별시가 한국의 수도입니다."]
     r = httpx.post(f"{server.url}/best-of-n", json={"prompt": "한국의 수도는?", "responses": responses})
     assert r.status_code == 200, r.text
     ranked = scorer.best_of_n([{"role": "user", "content": "한국의 수도는?"}], responses)
-    assert [(x["index"], x["reward"]) for x in r.json()["ranking"]] == ranked
+    assert [x["index"] for x in r.json()["ranking"]] == [i for i, _ in ranked]
+    assert [x["reward"] for x in r.json()["ranking"]] == pytest.approx([x for _, x in ranked], abs=SAME)
     assert r.json()["best"] == ranked[0][0]
 
 
@@ -106,14 +112,14 @@ def test_get_reward_openrlhf_protocol_decoder(decoder, library):
     for body in ({"query": queries, "prompts": prompts, "labels": [""] * len(queries)}, {"query": queries}):
         r = httpx.post(f"{decoder.url}/get_reward", json=body)
         assert r.status_code == 200, r.text
-        assert r.json()["rewards"] == pytest.approx(expected, abs=1e-5)
+        assert r.json()["rewards"] == pytest.approx(expected, abs=SAME)
         assert r.json()["scores"] == r.json()["rewards"]
     # Generated text often ends in eos instead of the template's closer, and pads ride along.
     eos, pad = tok.eos_token, tok.pad_token
     q = queries[0]
     cut = q[: q.rindex(ITEMS[0][1]) + len(ITEMS[0][1])]
     r = httpx.post(f"{decoder.url}/get_reward", json={"query": [pad + cut + eos + pad * 3]})
-    assert r.json()["rewards"] == pytest.approx(expected[:1], abs=1e-5)
+    assert r.json()["rewards"] == pytest.approx(expected[:1], abs=SAME)
 
 
 def test_get_reward_plain_text_fallback_is_counted(decoder, library):
@@ -121,7 +127,7 @@ def test_get_reward_plain_text_fallback_is_counted(decoder, library):
                                                        "prompts": ["Human: hi\n\nAssistant:"]})
     assert r.status_code == 200, r.text
     assert r.json()["rewards"] == pytest.approx(
-        library(decoder).score([([{"role": "user", "content": "Human: hi\n\nAssistant:"}], " hello")]), abs=1e-5)
+        library(decoder).score([([{"role": "user", "content": "Human: hi\n\nAssistant:"}], " hello")]), abs=SAME)
     metrics = httpx.get(f"{decoder.url}/metrics").text
     assert "rewardsmith_get_reward_unparsed_total 1.0" in metrics
 
@@ -131,7 +137,7 @@ def test_get_reward_encoder_needs_prompts(encoder, library):
                                                        "prompts": ["한국의 수도는?"]})
     assert r.status_code == 200, r.text
     assert r.json()["rewards"] == pytest.approx(
-        library(encoder).score([([{"role": "user", "content": "한국의 수도는?"}], "서울입니다.")]), abs=1e-5)
+        library(encoder).score([([{"role": "user", "content": "한국의 수도는?"}], "서울입니다.")]), abs=SAME)
     r = httpx.post(f"{encoder.url}/get_reward", json={"query": ["한국의 수도는? 서울입니다."]})
     assert r.status_code == 422
     assert "query[0]" in r.json()["detail"] and "prompts" in r.json()["detail"]
@@ -266,7 +272,7 @@ def test_many_concurrent_clients_get_their_own_results(decoder, library):
     responses = asyncio.run(run())
     assert all(r.status_code == 200 for r in responses)
     got = [x for r in responses for x in r.json()["rewards"]]
-    assert got == pytest.approx(expected, abs=1e-5)  # fp32; batch-mates change padding only
+    assert got == pytest.approx(expected, abs=SAME)
     after = httpx.get(f"{decoder.url}/metrics").text
     passes = _count(after, "rewardsmith_batch_requests_count") - _count(before, "rewardsmith_batch_requests_count")
     shared = _count(after, "rewardsmith_batch_requests_sum") - _count(before, "rewardsmith_batch_requests_sum")
@@ -285,4 +291,4 @@ def test_compiled_server_compiles_at_startup_and_scores_like_the_library(serve, 
     assert server.app.state.scorer.compiled
     r = httpx.post(f"{server.url}/score", json={"items": [as_json(c, t) for c, t in ITEMS]}, timeout=120)
     assert r.status_code == 200, r.text
-    assert r.json()["rewards"] == pytest.approx(library(server).score(ITEMS), abs=1e-5)
+    assert r.json()["rewards"] == pytest.approx(library(server).score(ITEMS), abs=SAME)
