@@ -41,7 +41,8 @@ _STOP = object()
 
 # A forward pass stops growing before padding would exceed this share of its tokens. On a CPU a
 # pass costs about its padded tokens; more, smaller passes cost little extra. With 64 requests of
-# one hh-rlhf/ja item in flight, padding falls from 36% of the compute to 17% (benchmarks/serve_load.py).
+# one item in flight, padding falls from 36% of the compute to 17% (simulated on the inputs of
+# benchmarks/serve_load.py: hh-rlhf + ja-llm-judged, e5-small tokens).
 MAX_PADDING = 0.2
 
 
