@@ -166,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile", action="store_true", help="torch.compile the forward pass on both sides")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the server subprocess is always stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     import httpx
     import torch
