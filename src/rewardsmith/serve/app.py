@@ -11,9 +11,9 @@ Endpoints (request/response bodies in schemas.py, browsable at /docs):
 
 Every score comes from the Scorer on the worker thread (`encode_all`: the library's one input
 format; `score_ids`: its forward pass and pooling), so the server returns the library's reward for
-the same (conversation, response) -- up to floating-point noise from different batch-mates, 1e-5
-in fp32; nothing here formats text. The
-calibrated score is (reward - score_mean) / score_std from the model's manifest.
+the same (conversation, response), up to floating-point noise from different batch-mates (the
+tests hold it to 1e-6 in fp32); nothing here formats text. The calibrated score is
+(reward - score_mean) / score_std from the model's manifest.
 
 Bad input never reaches the worker: pydantic rejects wrong types, unknown fields and empty
 responses (422), the per-server limits are checked next (413), and every error body is
