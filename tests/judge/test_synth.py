@@ -142,3 +142,12 @@ def test_judge_command_scores_labelled_pairs(scripted, tmp_path, capsys):
     assert len(_lines(out / "verdicts.jsonl")) == 4
     again = _cli(capsys, "judge", "--judge", spec, "--dataset", str(data), "--out", str(out))
     assert again["requests"]["sent"] == 0 and again["accuracy"] == report["accuracy"]
+
+
+def test_limit_applies_to_given_instructions_and_synthesised_ones_come_on_top(scripted, tmp_path, capsys):
+    writer = scripted([], default="Explain how tides work in two sentences. {seed}")
+    report = _cli(capsys, "synth", "instructions", "--out", str(tmp_path / "o"), "--languages", "en",
+                  "--limit-per-language", "1", "--synthesize", "2", "--instruction-model", writer)
+    rows = _lines(tmp_path / "o" / "instructions.jsonl")
+    assert rows[0]["source"] == "seed" and len(rows) == 2 and rows[1]["source"].startswith("synth:")
+    assert report["instructions"]["duplicates_dropped"] == 1  # "... 0" and "... 1" are near-duplicates

@@ -31,7 +31,7 @@ A killed run resumes where it stopped: every request's result is in OUT/cache.sq
 _OPTIONS = {
     "--languages": ("languages", lambda s: tuple(x for x in s.split(",") if x), "comma list, default ja,ko,en"),
     "--instructions": ("instructions", str, "JSONL of {instruction, language} or a preference data source (repeatable)"),
-    "--limit-per-language": ("limit_per_language", int, "keep the first N instructions per language"),
+    "--limit-per-language": ("limit_per_language", int, "keep the first N given instructions per language (synthesised ones come on top)"),
     "--synthesize": ("synthesize", int, "new instructions per language written by an LLM from the seeds"),
     "--instruction-model": ("instruction_model", str, "backend spec for --synthesize (default: first generator)"),
     "--generator": ("generators", str, "backend spec of a response generator (repeatable)"),

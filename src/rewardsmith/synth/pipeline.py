@@ -36,7 +36,7 @@ class SynthConfig:
     languages: tuple[str, ...] = ("ja", "ko", "en")
     instructions: tuple[str, ...] = ()       # JSONL files or preference data sources
     seeds: bool = True                       # include the shipped seed instructions
-    limit_per_language: int | None = None    # keep the first N instructions per language (small runs)
+    limit_per_language: int | None = None    # keep the first N given instructions per language (small runs)
     synthesize: int = 0                      # new instructions per language, written by `instruction_model`
     instruction_model: str | None = None     # default: the first generator
     generators: tuple[str, ...] = ()
@@ -160,26 +160,25 @@ def run(config: SynthConfig, stages: Sequence[str] = STAGES) -> dict[str, Any]:
     start = time.perf_counter()
 
     if "instructions" in stages:
-        items = ins_mod.seed_instructions(config.languages) if config.seeds else []
-        items += ins_mod.load_instructions(config.instructions, config.languages)
-        given = len(items)
-        synth_report = None
-        if config.synthesize:
+        given = ins_mod.seed_instructions(config.languages) if config.seeds else []
+        given += ins_mod.load_instructions(config.instructions, config.languages)
+        new, synth_report = [], None
+        if config.synthesize:  # examples come from every given instruction, not only the kept ones
             spec = config.instruction_model or config.generators[0]
-            new, synth_report = ins_mod.synthesize(clients.get(spec), items, config.synthesize, config.languages)
-            items += new
-        items, duplicates = ins_mod.dedupe(items)
-        if config.limit_per_language is not None:
+            new, synth_report = ins_mod.synthesize(clients.get(spec), given, config.synthesize, config.languages)
+        kept, duplicates = ins_mod.dedupe(given + new)  # a synthesised copy of any given one is dropped
+        if config.limit_per_language is not None:  # the limit picks among the given; synthesised ones add to it
             taken: dict[str, int] = {}
-            limited = []
-            for it in items:
+            limited = set()
+            for it in given:
                 if taken.get(it.language, 0) < config.limit_per_language:
                     taken[it.language] = taken.get(it.language, 0) + 1
-                    limited.append(it)
-            items = limited
+                    limited.add(it.id)
+            kept = [it for it in kept if it.id in limited or it.source.startswith("synth:")]
+        items = kept
         _write_jsonl(out / "instructions.jsonl", (i.to_dict() for i in items))
         report["instructions"] = {
-            "given": given, "synthesis": asdict(synth_report) if synth_report else None,
+            "given": len(given), "synthesis": asdict(synth_report) if synth_report else None,
             "duplicates_dropped": duplicates, "kept": len(items),
             "by_language": {lang: sum(i.language == lang for i in items) for lang in config.languages},
         }
