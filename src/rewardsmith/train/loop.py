@@ -31,7 +31,7 @@ import torch
 
 from rewardsmith.errors import RewardsmithError
 from rewardsmith.train.config import TrainConfig
-from rewardsmith.train.data import (EncodedPair, EncodeReport, encode_pairs, make_batch, micro_batches, sample,
+from rewardsmith.train.data import (EncodedPair, encode_pairs, make_batch, micro_batches, sample,
                                     split_by_prompt)
 
 log = logging.getLogger(__name__)
