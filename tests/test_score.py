@@ -135,3 +135,12 @@ def test_compiled_forward_gives_the_eager_scores(tiny_decoder_dir):
     assert max(abs(a - b) for a, b in zip(eager, compiled.score(ITEMS))) < 1e-5
     compiled.token_budget = 1  # one row per batch: padded to two rows, still the same scores
     assert max(abs(a - b) for a, b in zip(eager, compiled.score(ITEMS[:3]))) < 1e-5
+
+
+def test_compare_does_not_overflow_on_far_apart_rewards(rm, monkeypatch):
+    scorer = Scorer(rm, precision="fp32")
+    conv = ITEMS[0][0]
+    monkeypatch.setattr(scorer, "score", lambda items: [-1000.0, 1000.0])
+    assert scorer.compare(conv, "a", "b") == 0.0
+    monkeypatch.setattr(scorer, "score", lambda items: [1000.0, -1000.0])
+    assert scorer.compare(conv, "a", "b") == 1.0

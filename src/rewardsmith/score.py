@@ -179,7 +179,9 @@ class Scorer:
     def compare(self, conversation: list[dict], a: str, b: str) -> float:
         """P(a is better than b) under Bradley-Terry: sigmoid(r_a - r_b)."""
         r_a, r_b = self.score([(conversation, a), (conversation, b)])
-        return 1.0 / (1.0 + math.exp(-(r_a - r_b)))
+        d = r_a - r_b
+        # Written per sign so exp() never overflows, however far apart the rewards are.
+        return 1.0 / (1.0 + math.exp(-d)) if d >= 0 else math.exp(d) / (1.0 + math.exp(d))
 
     def best_of_n(self, conversation: list[dict], responses: Sequence[str]) -> list[tuple[int, float]]:
         """[(index into responses, reward), ...] best first; ties keep input order."""
