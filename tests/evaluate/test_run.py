@@ -217,3 +217,30 @@ def test_list_shows_the_card_presets(capsys):
     for name in ("helpsteer3-ja", "llm-jp-arena", "hh-rlhf-ko-helpful", "pku-saferlhf-ko-better",
                  "ko-ultrafeedback-binarized", "hh-rlhf", "square", "kudge"):
         assert name in out
+
+
+def test_cli_judge_row_through_the_judge_backends(tmp_path, pairs_file, reward_models):
+    """A scripted LLM judge (the real backend table, scripted replies) beside a reward model."""
+    script = tmp_path / "judge.json"
+    script.write_text(json.dumps({
+        "rules": [{"contains": "[Answer A]\nPut it in boiling", "reply": "[[A]]"},
+                  {"contains": "[Answer B]\nPut it in boiling", "reply": "[[B]]"},
+                  {"contains": "Same?", "reply": "I cannot decide."}],  # unparseable: a counted failure
+        "default": "[[C]]"}), encoding="utf-8")
+    argv = ["evaluate", "--model", str(reward_models["enc"]), "--judge", f"scripted:{script}",
+            "--dataset", str(pairs_file), "--cache-dir", str(tmp_path / "cache"), "--bootstrap", "200",
+            "--precision", "fp32", "--no-plots"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    res = json.loads((tmp_path / "a" / "results.json").read_text())
+    judge = next(m for m in res["models"] if m["kind"] == "judge")
+    cell = res["table"][judge["name"]]["mini"]
+    n = len(make_pairs())
+    # Two egg pairs judged right in both orders; the "Same?" pair fails (not a win, not a tie);
+    # every other pair is an explicit tie.
+    assert (cell["n"], cell["wins"], cell["ties"]) == (n, 2, n - 3)
+    # Both orders of every pair, except the "Same?" pair whose two orders are one identical request.
+    assert judge["failures"] == 1 and judge["order_flips"] == 0 and judge["requests"]["sent"] == 2 * n - 1
+    assert main([*argv, "--out", str(tmp_path / "b")]) == 0  # rerun: every judge reply from the cache
+    again = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert next(m for m in again["models"] if m["kind"] == "judge")["requests"]["sent"] == 0
+    assert again["table"] == res["table"]
