@@ -223,8 +223,8 @@ def test_cli_judge_row_through_the_judge_backends(tmp_path, pairs_file, reward_m
     """A scripted LLM judge (the real backend table, scripted replies) beside a reward model."""
     script = tmp_path / "judge.json"
     script.write_text(json.dumps({
-        "rules": [{"contains": "[Answer A]\nPut it in boiling", "reply": "[[A]]"},
-                  {"contains": "[Answer B]\nPut it in boiling", "reply": "[[B]]"},
+        "rules": [{"contains": "Answer A: Put it in boiling", "reply": "[[A]]"},
+                  {"contains": "Answer B: Put it in boiling", "reply": "[[B]]"},
                   {"contains": "Same?", "reply": "I cannot decide."}],  # unparseable: a counted failure
         "default": "[[C]]"}), encoding="utf-8")
     argv = ["evaluate", "--model", str(reward_models["enc"]), "--judge", f"scripted:{script}",
