@@ -203,3 +203,13 @@ def test_two_processes_on_gloo_match_one_process(tmp_path, tiny_encoder_dir):
     ra = json.loads((tmp_path / "one" / "train_result.json").read_text())["validation"]
     rb = json.loads((tmp_path / "two" / "train_result.json").read_text())["validation"]
     assert ra["n"] == rb["n"] and abs(ra["loss"] - rb["loss"]) < 1e-4
+
+
+def test_runs_with_different_precisions_in_one_process(tmp_path, tiny_encoder_dir):
+    """accelerate's state is a process-wide singleton: a bf16 run followed by an fp32 run in the same
+    process (a sweep, a notebook, this test suite) must not fail on the second Accelerator."""
+    for precision in ("bf16", "fp32"):
+        (tmp_path / precision).mkdir()
+        config = _config(tmp_path / precision, tiny_encoder_dir, max_steps=2, precision=precision)
+        assert main(["train", "--config", str(config), "--no-progress"]) == 0
+        assert (tmp_path / precision / "out" / "rewardsmith.json").exists()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import logging
 import math
 import shutil
@@ -72,6 +73,14 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     # ---------------------------------------------------------------- setup
     # cpu=True on machines without an accelerator makes several processes use gloo (MULTI_CPU);
     # without it accelerate would run each launched process alone.
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        # accelerate keeps its state in a process-wide singleton that refuses a second precision;
+        # a sweep, a notebook or a test suite calls train() several times in one process, so start
+        # each single-process run from a clean state (launched multi-process runs keep theirs).
+        from accelerate.state import AcceleratorState, GradientState
+
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
     accelerator = Accelerator(mixed_precision=_mixed_precision(config.precision), cpu=not _has_accelerator())
     main = accelerator.is_main_process
     world = accelerator.num_processes
