@@ -135,7 +135,10 @@ def run_demo(config: DemoConfig) -> dict:
     steps.start("Train multilingual-e5-small as a reward model (Bradley-Terry, bf16, frozen embeddings)")
     rm_dir = out / "rm"
     recipe = _write_recipe(config, splits, out / "train.yaml", rm_dir)
-    steps.run(["train", "--config", str(recipe)])
+    if (rm_dir / "train_result.json").exists():  # a finished run is never trained twice
+        print(f"  already trained: {rm_dir} (delete it to train again)")
+    else:
+        steps.run(["train", "--config", str(recipe)])
     results["model"] = str(rm_dir)
     steps.done()
 
@@ -145,7 +148,7 @@ def run_demo(config: DemoConfig) -> dict:
     eval_dir = out / "eval"
     argv = ["evaluate", "--model", f"trained={rm_dir}", "--model", f"untrained-head={baseline}", "--out", str(eval_dir)]
     for lang, test_file in splits["test"].items():
-        argv += ["--dataset", f"{lang}-held-out={test_file}"]
+        argv += ["--dataset", str(test_file)]  # the column is named after the file: test-en, ...
     steps.run(argv)
     print((eval_dir / "table.md").read_text(encoding="utf-8") if (eval_dir / "table.md").exists() else "")
     results["table"] = str(eval_dir / "table.md")
