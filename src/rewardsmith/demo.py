@@ -149,8 +149,7 @@ def run_demo(config: DemoConfig) -> dict:
     argv = ["evaluate", "--model", f"trained={rm_dir}", "--model", f"untrained-head={baseline}", "--out", str(eval_dir)]
     for lang, test_file in splits["test"].items():
         argv += ["--dataset", str(test_file)]  # the column is named after the file: test-en, ...
-    steps.run(argv)
-    print((eval_dir / "table.md").read_text(encoding="utf-8") if (eval_dir / "table.md").exists() else "")
+    steps.run(argv)  # prints the table
     results["table"] = str(eval_dir / "table.md")
     results["report"] = str(eval_dir / "report.html")
     steps.done()
@@ -252,9 +251,10 @@ def _save_untrained_baseline(out: Path) -> None:
 
 def _score_examples(rm_dir: Path) -> dict:
     from rewardsmith.models import load_reward_model
-    from rewardsmith.score import Scorer
+    from rewardsmith.score import Scorer, scoring_dtype
 
-    scorer = Scorer(load_reward_model(rm_dir))
+    # Loaded exactly as `rewardsmith serve` loads it, so step 7 can check the HTTP scores against these.
+    scorer = Scorer(load_reward_model(rm_dir, dtype=scoring_dtype("auto")))
     scores = {}
     for lang, ex in (("ja", JA_EXAMPLE), ("ko", KO_EXAMPLE)):
         conversation = [{"role": "user", "content": ex["prompt"]}]
@@ -268,7 +268,7 @@ def _score_examples(rm_dir: Path) -> dict:
             print(f"    P(detailed answer better than the dismissive one) = {p:.3f}")
         else:
             ranking = scorer.best_of_n(conversation, ex["responses"])
-            print(f"    best-of-n ranking (card's order, worst to best, is 1, 2, 3): {[i + 1 for i, _ in ranking]}")
+            print(f"    best-of-n, best first: answers {[i + 1 for i, _ in ranking]} (the card ranks them 3, 2, 1)")
     return scores
 
 
