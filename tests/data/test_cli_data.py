@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+
+import pytest
 from pathlib import Path
 
 from rewardsmith.cli import main
@@ -55,3 +57,12 @@ def test_presets_listing(capsys):
     assert main(["data", "presets", "--json"]) == 0
     names = [p["name"] for p in json.loads(capsys.readouterr().out)]
     assert "helpsteer3-ja" in names and "llm-jp-arena" in names
+
+
+@pytest.mark.integration
+def test_inspect_counts_tokens_with_an_embedded_model_by_its_short_name(capsys, embedded_model):
+    """`--tokenizer multilingual-e5-small` means the prepared embedded folder, not a hub id."""
+    embedded_model("multilingual-e5-small")
+    source = Path(__file__).resolve().parents[1] / "fixtures" / "data" / "helpsteer3"
+    assert main(["data", "inspect", str(source), "--tokenizer", "multilingual-e5-small", "--max-length", "16"]) == 0
+    assert "pairs over 16 tokens:" in capsys.readouterr().out

@@ -160,7 +160,12 @@ def _run_presets(args: argparse.Namespace) -> int:
 def _tokenizer(path: str):
     from transformers import AutoTokenizer
 
+    from rewardsmith.models.embedded import EMBEDDED, prepare
+
+    # An embedded model's short name (`multilingual-e5-small`) means its prepared folder, as it
+    # does wherever a model is asked for; anything else is a folder or a hub id.
+    location = str(prepare(path)) if path in EMBEDDED and not Path(path).exists() else path
     try:
-        return AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+        return AutoTokenizer.from_pretrained(location, trust_remote_code=False)
     except (OSError, ValueError) as e:
         raise RewardsmithError(f"--tokenizer {path}: cannot load a tokenizer there ({str(e).splitlines()[0]})") from None

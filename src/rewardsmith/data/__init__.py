@@ -6,7 +6,8 @@
 """
 
 from rewardsmith.data.load import LoadResult, load_pairs
+from rewardsmith.data.presets import PRESETS, get_preset
 from rewardsmith.data.record import Message, PreferencePair
 from rewardsmith.data.report import DropReport
 
-__all__ = ["DropReport", "LoadResult", "Message", "PreferencePair", "load_pairs"]
+__all__ = ["PRESETS", "get_preset", "DropReport", "LoadResult", "Message", "PreferencePair", "load_pairs"]

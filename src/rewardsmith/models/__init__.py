@@ -7,6 +7,7 @@
 Importing this package does not import torch or transformers; the functions do, when called.
 """
 
+from rewardsmith.models.embedded import EMBEDDED, gguf_path, prepare
 from rewardsmith.models.formatting import TruncationStats, collate, encode, flatten_prompt, render
 from rewardsmith.models.loading import (
     RewardModel,
@@ -18,6 +19,7 @@ from rewardsmith.models.loading import (
 from rewardsmith.models.manifest import MANIFEST_NAME, Manifest
 
 __all__ = [
+    "EMBEDDED", "gguf_path", "prepare",
     "MANIFEST_NAME", "Manifest", "RewardModel", "TruncationStats", "collate", "encode", "flatten_prompt",
     "init_reward_model", "load_reward_model", "render", "reward_forward", "save_reward_model",
 ]
