@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from rewardsmith.judge import Cache, Client, judge_pairs
 from rewardsmith.data.record import PreferencePair
 from rewardsmith.judge.backends import Completion, Request, load_backend
@@ -36,3 +38,54 @@ def test_local_judge_runs_end_to_end_and_caches(tiny_decoder_dir, tmp_path):
     assert client.counters.sent == 2
     judge_pairs(client, [pair], max_tokens=4)
     assert client.counters.sent == 2 and client.counters.cached == 2
+
+
+def _verdict_requests(language="en"):
+    from rewardsmith.judge.core import judge_requests
+
+    prompt = [{"role": "user", "content": "Why is the sky blue?"}]
+    return list(judge_requests(prompt, "Rayleigh scattering of sunlight.", "Because.", language, 8, "logprobs"))
+
+
+def test_logprob_requests_read_the_next_token_distribution(tiny_decoder_dir):
+    """One real forward pass per request: every choice gets a probability, batching changes nothing."""
+    backend = load_backend(f"local:{tiny_decoder_dir}", batch_size=4)
+    assert backend.mode == "logprobs"  # the local default
+    requests = _verdict_requests("en") + _verdict_requests("ja")
+    batched = dict(backend.complete(requests))
+    for c in batched.values():
+        assert set(c.probs) == {"A", "B", "C"} and all(0 < p < 1 for p in c.probs.values())
+        assert sum(c.probs.values()) < 1  # raw mass of three tokens out of the whole vocabulary
+        assert c.completion_tokens == 0 and c.prompt_tokens > 0
+    alone = dict(backend.complete(requests[3:4]))  # a shorter prompt alone vs left-padded in a batch
+    for choice, p in alone[0].probs.items():
+        assert p == pytest.approx(batched[3].probs[choice], rel=1e-4, abs=1e-7)
+    # the two orders are different prompts, so a real model gives them different distributions
+    assert batched[0].probs != batched[1].probs
+
+
+def test_logprob_verdicts_are_normalised_and_symmetric_under_swapping(tiny_decoder_dir):
+    # one model (its missing lm_head is initialised at random on each load), no cache: the swapped
+    # pair's requests are computed again, in their own batch
+    backend = load_backend(f"local:{tiny_decoder_dir}")
+    pair = PreferencePair(id="x", prompt=[{"role": "user", "content": "Why is the sky blue?"}],
+                          chosen="Rayleigh scattering.", rejected="Because.", language="en")
+    swapped = PreferencePair(id="y", prompt=pair.prompt, chosen=pair.rejected, rejected=pair.chosen, language="en")
+    [v] = judge_pairs(Client(backend), [pair])
+    [w] = judge_pairs(Client(backend), [swapped])
+    assert v.mode == "logprobs" and v.failure is None and v.winner is not None
+    for order in ("order_1", "order_2"):
+        assert sum(v.probs[order].values()) == pytest.approx(1.0, abs=1e-5)
+    assert sum(v.probs["combined"].values()) == pytest.approx(1.0, abs=1e-5)
+    # swapping the responses swaps their probabilities (and the orders), the tie stays
+    for mine, theirs in (("order_1", "order_2"), ("order_2", "order_1")):
+        assert v.probs[mine] == pytest.approx(w.probs[theirs], abs=1e-5)
+    assert v.probs["combined"]["response_1"] == pytest.approx(w.probs["combined"]["response_2"], abs=1e-6)
+    assert v.probs["combined"]["tie"] == pytest.approx(w.probs["combined"]["tie"], abs=1e-6)
+    swap = {"response_1": "response_2", "response_2": "response_1", "tie": "tie"}
+    assert w.winner == swap[v.winner] and w.flipped == v.flipped
+
+
+def test_text_mode_is_a_spec_setting(tiny_decoder_dir):
+    backend = load_backend(f"local:{tiny_decoder_dir}?mode=text")
+    assert backend.mode == "text" and backend.model_id == f"local:{tiny_decoder_dir}"

@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS results (
     text TEXT NOT NULL,
     prompt_tokens INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    probs TEXT
 )
 """
 
@@ -43,19 +44,26 @@ class Cache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
+        if "probs" not in columns:  # a cache written before logprob verdicts: its rows stay valid
+            self._db.execute("ALTER TABLE results ADD COLUMN probs TEXT")
         self._db.commit()
 
     def get(self, key: str) -> Completion | None:
         row = self._db.execute(
-            "SELECT text, prompt_tokens, completion_tokens FROM results WHERE key = ?", (key,)
+            "SELECT text, prompt_tokens, completion_tokens, probs FROM results WHERE key = ?", (key,)
         ).fetchone()
-        return Completion(*row) if row else None
+        if not row:
+            return None
+        return Completion(row[0], row[1], row[2], None if row[3] is None else json.loads(row[3]))
 
     def put(self, key: str, model: str, request: Request, completion: Completion) -> None:
         self._db.execute(
-            "INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO results (key, model, request, text, prompt_tokens, completion_tokens, "
+            "created, probs) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (key, model, json.dumps(asdict(request), ensure_ascii=False), completion.text,
-             completion.prompt_tokens, completion.completion_tokens, time.time()),
+             completion.prompt_tokens, completion.completion_tokens, time.time(),
+             None if completion.probs is None else json.dumps(completion.probs)),
         )
         self._db.commit()
 
@@ -96,6 +104,11 @@ class Client:
     @property
     def model_id(self) -> str:
         return self.backend.model_id
+
+    @property
+    def mode(self) -> str:
+        """How this backend's judge verdicts are read: "logprobs" or "text" (see judge.core)."""
+        return getattr(self.backend, "mode", "text")
 
     def run(self, requests: Sequence[Request]) -> list[Completion | RequestFailure]:
         start = time.perf_counter()

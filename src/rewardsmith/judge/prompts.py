@@ -64,4 +64,10 @@ NEW_INSTRUCTION = {
     ),
 }
 
+# Logprob verdicts: the assistant's reply is begun with these words, and the judge's answer is
+# the next-token probability of each of CHOICES (A, B, or C = tie) -- the prompt's own "[[X]]"
+# format, read one token early instead of generated and parsed.
+VERDICT_PREFIX = {"en": "Verdict: [[", "ja": "判定: [[", "ko": "판정: [["}
+CHOICES = ("A", "B", "C")
+
 LANGUAGES = tuple(PAIRWISE)

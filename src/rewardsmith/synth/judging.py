@@ -1,9 +1,12 @@
 """Stage 4: judging — each candidate judged in both orders, decided ones become PreferencePairs.
 
-A flip (the orders disagree) or an explicit tie is a tie: counted, kept in verdicts.jsonl, and
-left out of the training pairs unless `keep_ties` (then margin 0.0 marks it). A failed verdict
-is counted and never turned into a pair. Each pair's label_info carries the judge, both raw
-replies, the per-order outcomes, the generators and their sampling settings.
+A tie (text mode: an explicit tie or a flip; logprob mode: the tie token wins the averaged
+probabilities, see `rewardsmith.judge.core`) is counted, kept in verdicts.jsonl, and left out of
+the training pairs unless `keep_ties` (then margin 0.0 marks it). A failed verdict is counted
+and never turned into a pair. Each pair's label_info carries the judge and its mode, both raw
+replies, the per-order outcomes, whether the order flipped them, the probabilities (logprob
+mode), the generators and their sampling settings -- enough to filter later, e.g. to drop
+flipped pairs or keep only confident ones.
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ def judge_candidates(client: Client, candidates: Sequence[Candidate], instructio
             id=c.id, prompt=item[1], chosen=chosen.response, rejected=rejected.response,
             margin=0.0 if v.winner == TIE else None, language=item[4], source=SOURCE, subset=client.model_id,
             label_info={
-                "judge": client.model_id, "verdict": v.winner, "orders": list(v.orders), "flipped": v.flipped,
-                "raw": list(v.raw), "chosen_id": chosen.id, "rejected_id": rejected.id,
+                "judge": client.model_id, "mode": v.mode, "verdict": v.winner, "orders": list(v.orders),
+                "flipped": v.flipped, "probs": v.probs, "raw": list(v.raw), "chosen_id": chosen.id, "rejected_id": rejected.id,
                 "generators": [chosen.generator, rejected.generator], "sampling": chosen.sampling,
                 "instruction_source": instructions[c.instruction_id].source,
             },

@@ -210,10 +210,11 @@ def run(config: SynthConfig, stages: Sequence[str] = STAGES) -> dict[str, Any]:
         _write_jsonl(out / "pairs.jsonl", (p.to_dict() for p in pairs))
         s = summarize(verdicts)
         report["judge"] = {
-            "judge": judge.model_id, "judged": len(verdicts), "pairs_written": len(pairs),
+            "judge": judge.model_id, "mode": judge.mode, "judged": len(verdicts), "pairs_written": len(pairs),
             "decided": s.agree + s.disagree, "ties": s.ties, "order_flips": s.flips, "explicit_ties": s.explicit_ties,
-            "failures": s.failures, "failure_reasons": s.failure_reasons, "flip_rate": s.flip_rate,
-            "first_position_rate": s.first_position_rate, "ties_kept": config.keep_ties,
+            "flip_ties": s.flip_ties, "failures": s.failures, "failure_reasons": s.failure_reasons, "flip_rate": s.flip_rate,
+            "first_position_rate": s.first_position_rate, "first_position_prob": s.first_position_prob,
+            "ties_kept": config.keep_ties,
         }
         if config.human_pairs:
             report["judge"]["human_agreement"] = judge_human_pairs(judge, config.human_pairs, config.human_limit,

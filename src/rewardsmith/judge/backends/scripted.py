@@ -5,7 +5,11 @@ PATH is a JSON file:
                {"contains": "fail me", "fail": "HTTP 500"}],
      "default": "answer {seed}",        # reply when no rule matches; {seed} -> the request seed
      "delay": 0.0,                      # seconds per request, so tests can kill a run midway
-     "log": "calls.jsonl"}              # optional: one line per request served (relative to PATH)
+     "log": "calls.jsonl",              # optional: one line per request served (relative to PATH)
+     "mode": "text"}                    # judge mode ("text" or "logprobs"; `?mode=` overrides)
+A logprob request (`Request.choices`) is answered by a rule's "probs", e.g.
+    {"contains": "Answer A: Paris", "probs": {"A": 0.7, "B": 0.2}}   (absent choices: not in the top-k)
+and a rule without "probs" answers it with `probs={}` (no choice reachable).
 A rule matches when its `contains` occurs in the concatenated message contents; the first match
 wins. `fail` makes the request fail with that reason (to test failure counting). Replies are a
 pure function of the request, like a greedy model, so caching behaves as with a real one.
@@ -19,15 +23,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from rewardsmith.errors import RewardsmithError
-from rewardsmith.judge.backends import Completion, Request, RequestFailure
+from rewardsmith.judge.backends import Completion, Request, RequestFailure, check_mode
 
 
 class ScriptedBackend:
     def __init__(self, rules: list[dict], default: str | None = None, delay: float = 0.0,
-                 log: str | Path | None = None, model_id: str = "scripted"):
+                 log: str | Path | None = None, model_id: str = "scripted", mode: str = "text"):
         self.rules, self.default, self.delay = rules, default, delay
         self.log = Path(log) if log else None
         self.model_id = model_id
+        self.mode = check_mode(mode, model_id)
 
     def _reply(self, request: Request) -> Completion | RequestFailure:
         text = "\n".join(c for _, c in request.messages)
@@ -35,9 +40,15 @@ class ScriptedBackend:
             if rule.get("contains", "") in text:
                 if "fail" in rule:
                     return RequestFailure(str(rule["fail"]))
+                if request.choices:
+                    probs = {c: float(p) for c, p in rule.get("probs", {}).items() if c in request.choices}
+                    top = max(probs, key=probs.get) if probs else ""
+                    return Completion(top, prompt_tokens=len(text.split()), probs=probs)
                 return self._completion(rule["reply"], request, text)
         if self.default is None:
             return RequestFailure("scripted: no rule matches and no default reply")
+        if request.choices:
+            return Completion(self.default, prompt_tokens=len(text.split()), probs={})
         return self._completion(self.default, request, text)
 
     @staticmethod
@@ -71,4 +82,5 @@ def from_spec(rest: str, **options) -> ScriptedBackend:
         delay=float(script.get("delay", 0.0)),
         log=(path.parent / log) if log else None,
         model_id=script.get("model_id", f"scripted:{path.name}"),
+        mode=options.get("mode") or script.get("mode", "text"),
     )
