@@ -130,7 +130,7 @@ def test_hh_rlhf_transcripts(tmp_path):
 
 
 def test_preset_errors_and_listing():
-    with pytest.raises(RewardsmithError, match="Did you mean helpsteer3-ja"):
+    with pytest.raises(RewardsmithError, match="did you mean helpsteer3-ja"):
         get_preset("helpsteer-ja")
     with pytest.raises(RewardsmithError, match="no Hugging Face copy"):
         load_pairs(preset="square")

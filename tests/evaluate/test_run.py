@@ -208,7 +208,7 @@ def test_unknown_dataset_and_model_names_list_close_matches(tmp_path, reward_mod
     typo = str(reward_models["enc"]) + "x"
     assert main(["evaluate", "--model", typo, "--dataset", str(pairs_file)]) == 2
     err = capsys.readouterr().err
-    assert "close matches" in err and str(reward_models["enc"]) in err
+    assert "did you mean" in err and str(reward_models["enc"]) in err
 
 
 def test_list_shows_the_card_presets(capsys):

@@ -6,7 +6,6 @@ hh-rlhf translation, the raw text). Order matters: specific layouts before the g
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +14,7 @@ from rewardsmith.data import named, readers
 from rewardsmith.data.common import RowContext
 from rewardsmith.data.record import PreferencePair
 from rewardsmith.data.report import DropReport
-from rewardsmith.errors import RewardsmithError
+from rewardsmith.errors import RewardsmithError, close_matches, unknown_name_error
 
 Reader = Callable[[dict[str, Any], RowContext, DropReport], Iterator[PreferencePair]]
 
@@ -88,12 +87,12 @@ FORMATS: dict[str, Format] = {f.name: f for f in [
 
 
 def get_format(name: str) -> Format:
+    """The format called `name`; raises RewardsmithError listing close matches and all names."""
     try:
         return FORMATS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, FORMATS, n=3, cutoff=0.4)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise RewardsmithError(f"unknown format {name!r}{hint} Known formats: {', '.join(FORMATS)}") from None
+        raise unknown_name_error("format", name, FORMATS, cutoff=0.4,
+                                 fix="Leave --format out to detect it from the first row.") from None
 
 
 def detect(row: dict[str, Any], where: str) -> Format:
@@ -120,7 +119,7 @@ def check_columns(fmt: Format, row: dict[str, Any], where: str) -> None:
     cols = sorted(k for k in row if not k.startswith("__"))
     fixes = []
     for m in missing:
-        close = difflib.get_close_matches(m, cols, n=1, cutoff=0.5)
+        close = close_matches(m, cols, n=1)
         if close:
             fixes.append(f"{m!r}: {close[0]!r}")
     fix = ("map them with columns={" + ", ".join(fixes) + "}") if fixes else "map them with columns={...}"

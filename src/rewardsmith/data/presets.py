@@ -11,12 +11,11 @@ look for in a local copy), its format, split and the card's filters, in that ord
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 
 from rewardsmith.data import filters
 from rewardsmith.data.filters import Filter
-from rewardsmith.errors import RewardsmithError
+from rewardsmith.errors import unknown_name_error
 
 
 def _subset_prefix(prefix: str) -> Filter:
@@ -81,6 +80,5 @@ def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, PRESETS, n=3, cutoff=0.4)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise RewardsmithError(f"unknown preset {name!r}.{hint} Presets: {', '.join(PRESETS)}") from None
+        raise unknown_name_error("preset", name, PRESETS, cutoff=0.4,
+                                 fix="A file or folder of your own is read without a preset.") from None

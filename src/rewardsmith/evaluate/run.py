@@ -13,7 +13,6 @@ bootstrap is seeded per (dataset, group), so intervals do not depend on evaluati
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from rewardsmith.data.record import PreferencePair
-from rewardsmith.errors import RewardsmithError
+from rewardsmith.errors import RewardsmithError, unknown_name_error
 from rewardsmith.evaluate import metrics
 from rewardsmith.evaluate.cache import ScoreCache, input_key
 
@@ -179,11 +178,11 @@ def check_model(arg: str) -> str:
     parent = p.parent if p.parent.is_dir() else Path(".")
     names = [str(parent / c.name) if parent != Path(".") else c.name
              for c in parent.iterdir() if c.is_dir() and not c.name.startswith(".")]
-    close = difflib.get_close_matches(arg, names + list(EMBEDDED), n=5, cutoff=0.5)
-    hint = f"; close matches: {', '.join(close)}" if close else ""
-    what = "is a file, not a model folder" if p.exists() else \
-        "is neither a model folder, an embedded model nor a hub id (org/name)"
-    raise RewardsmithError(f"--model {arg!r} {what}{hint}. Give a folder holding config.json and the weights.")
+    what = "--model: a file, not a model folder" if p.exists() else \
+        "--model: neither a model folder, an embedded model nor a hub id org/name"
+    raise unknown_name_error("model", arg, EMBEDDED, detail=what, also_match=names, n=5,
+                             listed_as="embedded models",
+                             fix="Give a folder holding config.json and the weights.")
 
 
 # ---------------------------------------------------------------------------------------------

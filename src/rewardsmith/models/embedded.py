@@ -19,7 +19,6 @@ through the same code path as the folders made here.
 
 from __future__ import annotations
 
-import difflib
 import fcntl
 import hashlib
 import importlib.metadata
@@ -36,7 +35,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from rewardsmith.errors import RewardsmithError
+from rewardsmith.errors import RewardsmithError, unknown_name_error
 
 log = logging.getLogger(__name__)
 
@@ -126,14 +125,12 @@ def lookup(name: str) -> EmbeddedModel:
         return EMBEDDED[name]
     by_hub_id = {m.hub_id.lower(): m.name for m in EMBEDDED.values()}
     if name.lower() in by_hub_id:
-        hint = (f"the embedded copy of {name} is called {by_hub_id[name.lower()]!r}; a hub id itself is "
-                "loaded by transformers (needs hub access), not prepared")
-    else:
-        candidates = list(EMBEDDED) + list(by_hub_id)
-        close = [c for c in candidates if name.lower() in c] + difflib.get_close_matches(name, candidates, cutoff=0.6)
-        close = sorted({by_hub_id.get(c, c) for c in close})
-        hint = f"did you mean {', '.join(close)}?" if close else "see `rewardsmith models list`"
-    raise RewardsmithError(f"unknown embedded model {name!r}: {hint} (known: {', '.join(EMBEDDED)})")
+        raise RewardsmithError(
+            f"unknown embedded model {name!r}: the embedded copy of {name} is called "
+            f"{by_hub_id[name.lower()]!r}; a hub id itself is loaded by transformers (needs hub access), "
+            f"not prepared (known: {', '.join(EMBEDDED)})")
+    raise unknown_name_error("embedded model", name, EMBEDDED, also_match=by_hub_id, aliases=by_hub_id,
+                             cutoff=0.6, fix="`rewardsmith models list` describes each.")
 
 
 def ensure_packages(model: EmbeddedModel) -> dict[str, str]:
