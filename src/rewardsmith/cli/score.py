@@ -51,28 +51,31 @@ def register(subparsers) -> None:
     _common(p)
     p.set_defaults(func=_run_score)
 
-    p = subparsers.add_parser(
-        "compare", help="P(A better than B) for two responses to one prompt",
+    _prompt_command(
+        subparsers, "compare", func=_run_compare, help="P(A better than B) for two responses to one prompt",
         description="Print P(A is better than B) = sigmoid(r_A - r_B) and both rewards.",
-        epilog='example:\n  rewardsmith compare out/rm --prompt "卵のゆで方は?" "9分ゆでます。" "知りません。"',
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", help="reward model folder (or hub id)")
-    p.add_argument("--prompt", required=True, help="the user turn both responses answer")
-    p.add_argument("a", help="response A")
-    p.add_argument("b", help="response B")
-    _common(p)
-    p.set_defaults(func=_run_compare)
-
-    p = subparsers.add_parser(
-        "best-of-n", help="rank several responses to one prompt, best first",
+        example='rewardsmith compare out/rm --prompt "卵のゆで方は?" "9分ゆでます。" "知りません。"',
+        prompt_help="the user turn both responses answer",
+        responses={"a": {"help": "response A"}, "b": {"help": "response B"}})
+    _prompt_command(
+        subparsers, "best-of-n", func=_run_best_of_n, help="rank several responses to one prompt, best first",
         description="Rank responses to one prompt by reward, best first.",
-        epilog='example:\n  rewardsmith best-of-n out/rm --prompt "광화문에 어떻게 가나요?" "5호선을 타세요." "몰라요." "걸어가세요."',
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        example='rewardsmith best-of-n out/rm --prompt "광화문에 어떻게 가나요?" "5호선을 타세요." "몰라요." "걸어가세요."',
+        prompt_help="the user turn the responses answer",
+        responses={"responses": {"nargs": "+", "help": "the candidate responses"}})
+
+
+def _prompt_command(subparsers, name: str, *, func, help: str, description: str, example: str,
+                    prompt_help: str, responses: dict[str, dict[str, Any]]) -> None:
+    """A command that scores responses to one user turn: `NAME MODEL --prompt TEXT RESPONSE...`."""
+    p = subparsers.add_parser(name, help=help, description=description, epilog=f"example:\n  {example}",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="reward model folder (or hub id)")
-    p.add_argument("--prompt", required=True, help="the user turn the responses answer")
-    p.add_argument("responses", nargs="+", help="the candidate responses")
+    p.add_argument("--prompt", required=True, help=prompt_help)
+    for dest, kwargs in responses.items():
+        p.add_argument(dest, **kwargs)
     _common(p)
-    p.set_defaults(func=_run_best_of_n)
+    p.set_defaults(func=func)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
