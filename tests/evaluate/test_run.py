@@ -121,6 +121,23 @@ def test_cache_hit_on_rerun_and_adding_a_model(tmp_path, pairs_file, reward_mode
             cache.fingerprint(reward_models["enc"], precision="bf16")
 
 
+def test_bf16_rows_are_scored_as_the_server_scores(reward_models):
+    """bf16 loads the weights in bf16 (as `rewardsmith score` and `serve` do), not fp32 under
+    autocast: the evaluate rewards equal the server path's rewards exactly."""
+    import torch
+
+    from rewardsmith.models import load_reward_model
+    from rewardsmith.score import Scorer, scoring_dtype
+
+    items = [p.chosen_conversation() for p in make_pairs()[:6]]
+    for name in ("enc", "dec"):
+        ev = RewardModelEvaluator(str(reward_models[name]), precision="bf16")
+        got = ev.score(items)
+        assert next(ev._rm.model.parameters()).dtype == torch.bfloat16
+        served = Scorer(load_reward_model(reward_models[name], dtype=scoring_dtype("bf16")), precision="bf16")
+        assert got == served.score(items), name
+
+
 def test_retrained_weights_change_the_fingerprint(tmp_path, reward_models):
     import shutil
 

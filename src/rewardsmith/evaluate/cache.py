@@ -4,9 +4,9 @@ rescore the others and rerunning an evaluation costs no forward pass.
 One SQLite file (stdlib, crash-safe, several readers/writers at once). Keys:
 - `fingerprint(folder, precision)`: sha256 over every top-level file of the model folder (weights,
   config, tokenizer, the rewardsmith.json manifest) — full content, so a retrained model with the
-  same shapes never reuses stale scores — plus the precision and the rewardsmith version (the input
-  format lives in code). Hashing a 1 GB safetensors takes ~1 s, so each file's digest is memoised
-  by (path, size, mtime_ns): a rerun fingerprints instantly.
+  same shapes never reuses stale scores — plus the precision, how it is computed (`SCORING`) and
+  the rewardsmith version (the input format lives in code). Hashing a 1 GB safetensors takes ~1 s,
+  so each file's digest is memoised by (path, size, mtime_ns): a rerun fingerprints instantly.
 - `input_key(conversation, response)`: sha256 of the canonical JSON of what the scorer encodes.
 """
 
@@ -20,6 +20,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from rewardsmith import __version__
+
+# How a score at a given precision is computed. Part of every fingerprint: change it whenever
+# that changes, so scores computed the old way are never mixed with new ones. (Before this tag,
+# "bf16" meant fp32 weights under bf16 autocast.)
+SCORING = "weights loaded in the precision's dtype"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scores (model TEXT NOT NULL, input TEXT NOT NULL, score REAL NOT NULL,
@@ -63,7 +68,7 @@ class ScoreCache:
     def fingerprint(self, folder: str | Path, *, precision: str) -> str:
         """sha256 identifying a model folder's exact content, scored at `precision`."""
         folder = Path(folder).resolve()
-        h = hashlib.sha256(f"rewardsmith {__version__}\nprecision {precision}\n".encode())
+        h = hashlib.sha256(f"rewardsmith {__version__}\nprecision {precision}\nscoring {SCORING}\n".encode())
         for f in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
             h.update(f"{f.name}\0{self._file_digest(f)}\n".encode())
         return h.hexdigest()
