@@ -26,9 +26,9 @@ MODEL = "smollm2-135m-instruct"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def _synth(out: Path, spec: str, *extra: str) -> subprocess.Popen:
+def _synth(out: Path, spec: str, *extra: str, judge: str | None = None) -> subprocess.Popen:
     args = [sys.executable, "-m", "rewardsmith", "synth", "run", "--out", str(out), "--generator", spec,
-            "--judge", spec, "--limit-per-language", "1", "--n-responses", "2", "--max-new-tokens", "24",
+            "--judge", judge or spec, "--limit-per-language", "1", "--n-responses", "2", "--max-new-tokens", "24",
             "--judge-max-tokens", "8", *extra]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
 
@@ -51,6 +51,15 @@ def _check_outputs(out: Path, report: dict) -> None:
     assert len(pairs) == j["pairs_written"] == j["decided"]
     for p in pairs:
         assert p.chosen != p.rejected and p.language in ("ja", "ko", "en") and len(p.label_info["raw"]) == 2
+    if j["mode"] == "logprobs":  # every readable order keeps its probabilities, normalised over A/B/C
+        for v in verdicts:
+            read = [p for p in (v["probs"]["order_1"], v["probs"]["order_2"]) if p is not None]
+            assert len(read) == 2 or v["failure"]
+            assert all(abs(sum(p.values()) - 1) < 1e-4 for p in read)
+
+
+def _sent(report: dict) -> int:
+    return sum(c["sent"] for c in report["requests"].values())
 
 
 def test_embedded_model_generates_judges_and_measures_against_humans(shared_data, tmp_path):
@@ -61,6 +70,8 @@ def test_embedded_model_generates_judges_and_measures_against_humans(shared_data
     assert report["instructions"]["by_language"] == {"ja": 1, "ko": 1, "en": 1}
     assert report["responses"]["kept"] + report["responses"]["empty"] + report["responses"]["failed"] == 6
     _check_outputs(out, report)
+    # The local judge reads logprobs: the full distribution, so no order is ever unreadable.
+    assert report["judge"]["mode"] == "logprobs" and report["judge"]["failures"] == 0
     h = report["judge"]["human_agreement"]
     assert h["pairs"] + h["skipped"] == 3
     assert h["agree"] + h["disagree"] + h["ties"] + h["failures"] == h["pairs"]
@@ -72,13 +83,15 @@ def test_embedded_model_generates_judges_and_measures_against_humans(shared_data
 
 
 def test_llama_server_run_survives_sigkill_and_resumes(tmp_path):
+    """Generation in text, judging in logprob mode (top_logprobs from llama.cpp), killed and resumed."""
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is an optional source build (see judge/llama_server.py)")
     from rewardsmith.judge.llama_server import LlamaServer
 
     with LlamaServer(MODEL, log=tmp_path / "server.log", n_ctx=4096) as server:
-        spec = server.spec
+        spec, judge = server.spec, server.spec + "?mode=logprobs"
         out = tmp_path / "server-run"
-        proc = _synth(out, spec, "--concurrency", "2", "--n-responses", "3")
+        extra = ("--concurrency", "2", "--n-responses", "3")
+        proc = _synth(out, spec, *extra, judge=judge)
         deadline = time.time() + 600
         rows = 0
         while rows < 4:  # kill once a few requests are finished and cached
@@ -96,14 +109,17 @@ def test_llama_server_run_survives_sigkill_and_resumes(tmp_path):
         with sqlite3.connect(out / "cache.sqlite") as db:
             before = {k for (k,) in db.execute("SELECT key FROM results")}
 
-        report = _finish(_synth(out, spec, "--concurrency", "2", "--n-responses", "3"))
-        counters = report["requests"][spec]
-        assert counters["cached"] == len(before)  # every request finished before the kill came from disk
+        report = _finish(_synth(out, spec, *extra, judge=judge))
+        counters = report["requests"]
+        # every request finished before the kill came from disk; each new one was sent once
+        assert sum(c["cached"] for c in counters.values()) == len(before)
         with sqlite3.connect(out / "cache.sqlite") as db:
             after = db.execute("SELECT count(*) FROM results").fetchone()[0]
-        assert after == len(before) + counters["sent"] - counters["failed"]  # each new one sent once
+            logprob_rows = db.execute("SELECT count(*) FROM results WHERE probs IS NOT NULL").fetchone()[0]
+        assert after == len(before) + _sent(report) - sum(c["failed"] for c in counters.values())
+        assert report["judge"]["mode"] == "logprobs" and logprob_rows == 2 * report["judge"]["judged"]
         _check_outputs(out, report)
 
-        again = _finish(_synth(out, spec, "--concurrency", "2", "--n-responses", "3"))
-        assert again["requests"][spec]["sent"] == 0
+        again = _finish(_synth(out, spec, *extra, judge=judge))
+        assert _sent(again) == 0
         assert again["judge"] == report["judge"]
