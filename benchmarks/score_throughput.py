@@ -50,15 +50,18 @@ def load_conversations(data: Path, n: int, seed: int) -> list[tuple[list[dict], 
     return items[:n]
 
 
-def matmul_flops_per_s(dtype: torch.dtype, size: int = 2048, reps: int = 8) -> float:
-    """The machine's dense matmul rate in this process (square size x size, after a warm-up)."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+def matmul_flops_per_s(dtype: torch.dtype, size: int = 2048, reps: int = 8,
+                       shape: tuple[int, int, int] | None = None) -> float:
+    """The machine's dense matmul rate in this process (square size x size, or (m, k, n): an
+    (m x k) @ (k x n) product, after a warm-up)."""
+    m, k, n = shape or (size, size, size)
+    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
     for _ in range(2):
         a @ b
     start = time.perf_counter()
     for _ in range(reps):
         a @ b
-    return 2 * size**3 * reps / (time.perf_counter() - start)
+    return 2 * m * k * n * reps / (time.perf_counter() - start)
 
 
 def model_flops(model, lengths: list[int]) -> float:
@@ -118,7 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n", type=int, default=64, help="inputs for the pipeline and the Scorer (default 64)")
     p.add_argument("--n-card", type=int, default=8, help="inputs for the card recipe (default 8)")
     p.add_argument("--batch-size", type=int, default=16, help="pipeline batch size (default 16)")
-    p.add_argument("--token-budget", type=int, default=16384, help="Scorer token budget (default 16384)")
+    p.add_argument("--token-budget", type=int, default=None,
+                   help="Scorer token budget (default: the Scorer's, 2048 on CPU)")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="the shared data folder")
     p.add_argument("--compile", action="store_true", help="also time Scorer(compile=True); compile time shown apart")
@@ -142,9 +146,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"model {args.model} ({type(rm.model).__name__}), max_length {rm.manifest.max_length}, "
           f"precision {str(scorer.dtype).removeprefix('torch.')}, threads {torch.get_num_threads()}")
     print(f"inputs: {len(items)} hh-rlhf helpful-base conversations, tokens mean {sum(lengths) / len(lengths):.0f} "
-          f"/ max {max(lengths)}; card recipe timed on the first {args.n_card}")
+          f"/ max {max(lengths)}; card recipe timed on the first {args.n_card}; Scorer token budget "
+          f"{scorer.token_budget}")
 
     peak = matmul_flops_per_s(scorer.dtype)
+    # The same rate on this model's own MLP matmul at the Scorer's batch size: the ceiling that
+    # MFU could reach if nothing but matmuls ran (small hidden sizes run below the square rate).
+    config = rm.model.config.get_text_config()
+    own_shape = (scorer.token_budget, config.hidden_size, getattr(config, "intermediate_size", 4 * config.hidden_size))
+    own = matmul_flops_per_s(scorer.dtype, shape=own_shape)
     scorer.score(items[:2])  # warm-up (first-call allocations) for everyone
     ours, t_ours = None, 0.0
     start = time.perf_counter()
@@ -168,7 +178,8 @@ def main(argv: list[str] | None = None) -> None:
     useful = model_flops(rm.model, lengths)
     card_useful = model_flops(rm.model, lengths[: args.n_card])
     mfu = {name: (card_useful if name == "card recipe" else useful) / t / peak for name, t in seconds.items()}
-    print(f"\nmatmul rate ({str(scorer.dtype).removeprefix('torch.')}, 2048^3): {peak / 1e9:.0f} GFLOP/s")
+    print(f"\nmatmul rate ({str(scorer.dtype).removeprefix('torch.')}, 2048^3): {peak / 1e9:.0f} GFLOP/s; "
+          f"this model's MLP matmul {'x'.join(map(str, own_shape))}: {own / 1e9:.0f} GFLOP/s ({own / peak:.0%})")
     print(f"{'':>12}  {'seq/s':>8}  {'seconds':>8}  {'MFU':>6}")
     for name in rate:
         print(f"{name:>12}  {rate[name]:8.2f}  {seconds[name]:8.1f}  {mfu[name]:6.1%}")

@@ -1,6 +1,6 @@
 """The scorer: rewards for many (conversation, response) items, fast and batch-size independent.
 
-    scorer = Scorer(load_reward_model("out/rm"), token_budget=16384)
+    scorer = Scorer(load_reward_model("out/rm"))                  # token_budget: per device, below
     scorer.score([(conversation, response), ...])          -> [reward, ...]   (input order)
     scorer.compare(conversation, a, b)                      -> P(a better than b) = sigmoid(r_a - r_b)
     scorer.best_of_n(conversation, [r1, r2, r3])            -> [(index, reward), ...] best first
@@ -12,6 +12,11 @@ tokens per row, never up to max_length; `torch.inference_mode`; bf16 autocast wh
 hardware has bf16 units (CPU avx512_bf16/AMX, CUDA compute >= 8.0), or native bf16 when the
 model was loaded in bf16 (`scoring_dtype`; faster still: no casts per op). Right padding plus
 mask-based pooling makes a row's score independent of its batch-mates (tested to 1e-5 in fp32).
+
+The token budget defaults by device (`default_token_budget`): on CPU, small batches are faster
+per token, because the element-wise work between matmuls (norms, GELU, casts) is bound by memory
+bandwidth and a batch of ~2k tokens keeps its activations in cache. Measured on gemma-3-270m, one
+core: 765 tokens/s at 4x256 tokens, 442 at 16x256, 373 at 64x256. GPUs want large batches.
 """
 
 from __future__ import annotations
@@ -32,6 +37,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Precision = Literal["auto", "bf16", "fp32"]
+
+CPU_TOKEN_BUDGET = 2048
+GPU_TOKEN_BUDGET = 16384
+
+
+def default_token_budget(device="cpu") -> int:
+    """Padded tokens (rows x longest) per forward pass when the user gives none: 2048 on CPU
+    (activations stay in cache; see the module docstring), 16384 on accelerators."""
+    kind = getattr(device, "type", str(device)).split(":")[0]
+    return CPU_TOKEN_BUDGET if kind == "cpu" else GPU_TOKEN_BUDGET
 
 
 @functools.cache
@@ -85,7 +100,7 @@ def plan_batches(lengths: Sequence[int], token_budget: int) -> list[list[int]]:
 class Scorer:
     """Scores (conversation, response) items with a reward model; see the module docstring."""
 
-    def __init__(self, rm: RewardModel, *, token_budget: int = 16384, precision: Precision = "auto",
+    def __init__(self, rm: RewardModel, *, token_budget: int | None = None, precision: Precision = "auto",
                  progress: bool = False, compile: bool = False):
         """compile: run the forward pass through `torch.compile(dynamic=True)`. It fuses the
         element-wise work (norms, activations, rotary) that dominates CPU time at these sizes:
@@ -96,13 +111,13 @@ class Scorer:
 
         if precision not in ("auto", "bf16", "fp32"):
             raise RewardsmithError(f"precision={precision!r}: use auto, bf16 or fp32")
-        if token_budget < 1:
+        if token_budget is not None and token_budget < 1:
             raise RewardsmithError(f"token_budget={token_budget}: must be a positive number of tokens")
         self.rm = rm
-        self.token_budget = token_budget
         self.progress = progress
         param = next(rm.model.parameters())
         self.device = param.device
+        self.token_budget = token_budget if token_budget is not None else default_token_budget(self.device)
         if precision == "fp32" and param.dtype != torch.float32:
             raise RewardsmithError(f"precision='fp32' but the model was loaded in {param.dtype}; "
                                    "load it with dtype='fp32' (the default) for fp32 scores")

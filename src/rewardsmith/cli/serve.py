@@ -47,7 +47,7 @@ def register(subparsers) -> None:
                    "one-time compile of minutes at startup")
     p.add_argument("--token-budget", type=int, default=d.token_budget,
                    help="padded tokens per forward pass (rows x longest); forward passes draw on every "
-                   "request in flight (default: %(default)s)")
+                   "request in flight (default: 2048 on CPU, where small batches stay in cache; 16384 on GPU)")
     p.add_argument("--max-items", type=int, default=d.max_items, help="items per request (default: %(default)s)")
     p.add_argument("--max-chars", type=int, default=d.max_chars,
                    help="characters per item, conversation + response; tokens beyond the model's max_length "

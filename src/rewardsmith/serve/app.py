@@ -194,7 +194,7 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
         return [(r - mean) / std for r in rewards] if calibrate else None
 
     metrics = _Metrics(lambda: batcher.pending_items)
-    batcher = Batcher(scorer.encode_all, scorer.score_ids, token_budget=config.token_budget,
+    batcher = Batcher(scorer.encode_all, scorer.score_ids, token_budget=scorer.token_budget,
                       max_wait_ms=config.max_wait_ms, on_batch=metrics.on_batch)
     queries = QueryParser(rm.tokenizer, manifest)
 

@@ -30,7 +30,7 @@ class ServeConfig:
     max_body_bytes: int = 16 * 1024 * 1024
     request_timeout: float = 120.0
     max_wait_ms: float = 5.0
-    token_budget: int = 16384
+    token_budget: int | None = None  # None: the Scorer's per-device default (2048 on CPU)
     precision: str = "auto"
     compile: bool = False
 
@@ -39,7 +39,7 @@ class ServeConfig:
         problems = []
         for name, flag in [("max_items", "--max-items"), ("max_chars", "--max-chars"),
                            ("max_body_bytes", "--max-body-bytes"), ("token_budget", "--token-budget")]:
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 problems.append(f"{flag} {getattr(self, name)} must be at least 1")
         if not self.request_timeout > 0:
             problems.append(f"--request-timeout {self.request_timeout} must be more than 0 seconds")
