@@ -151,3 +151,20 @@ def test_decoder_pools_the_last_real_token(dec):
         expected = dec.model.score(hidden[0, -1]).float()
         got = reward_forward(dec.model, **batch)
     torch.testing.assert_close(got[0:1], expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("which", ["dec", "enc"])
+def test_bf16_rewards_come_from_an_fp32_head(which, request):
+    """Native bf16 weights (how score/serve/evaluate load them): the head's last linear runs in
+    fp32, so rewards are not rounded to bf16's 8 significant bits (that made different answers tie)."""
+    import copy
+
+    rm = request.getfixturevalue(which)
+    model = copy.deepcopy(rm.model).to(torch.bfloat16)
+    seqs = [encode(rm.tokenizer, rm.manifest, CONV, RESPONSE + " x" * i) for i in range(8)]
+    with torch.inference_mode():
+        rewards = reward_forward(model, **collate(seqs, rm.pad_id))
+    assert rewards.dtype == torch.float32
+    assert (rewards.bfloat16().float() != rewards).any()  # off bf16's grid: computed in fp32
+    head = model.score if which == "dec" else model.classifier
+    assert next(head.parameters()).dtype == torch.bfloat16  # the weights themselves stay bf16

@@ -23,8 +23,8 @@ from rewardsmith import __version__
 
 # How a score at a given precision is computed. Part of every fingerprint: change it whenever
 # that changes, so scores computed the old way are never mixed with new ones. (Before this tag,
-# "bf16" meant fp32 weights under bf16 autocast.)
-SCORING = "weights loaded in the precision's dtype"
+# "bf16" meant fp32 weights under bf16 autocast and a reward rounded to bf16.)
+SCORING = "weights loaded in the precision's dtype; the head's last linear in fp32"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scores (model TEXT NOT NULL, input TEXT NOT NULL, score REAL NOT NULL,
