@@ -33,6 +33,36 @@ def test_inspect_json_with_tokenizer_and_max_length(capsys, tiny_encoder_dir):
     assert 0 < lengths["over_max_length"] <= 10
 
 
+@pytest.mark.parametrize("which", ["tiny_encoder_dir", "tiny_decoder_dir"])
+def test_inspect_with_a_model_counts_the_input_it_will_see(capsys, request, tmp_path, which):
+    """--tokenizer naming a model: pair lengths are `models.encode` lengths (chat template / pair
+    encoding, special tokens), as training sees them; a tokenizer alone counts raw text and says so."""
+    import dataclasses
+
+    from transformers import AutoTokenizer
+
+    from rewardsmith.models import encode, init_reward_model
+
+    model_dir = request.getfixturevalue(which)
+    assert main(["data", "inspect", str(FIX / "llm-jp-arena"), "--json", "--tokenizer", str(model_dir)]) == 0
+    lengths = json.loads(capsys.readouterr().out)["lengths"]
+    rm = init_reward_model(model_dir)
+    uncut = dataclasses.replace(rm.manifest, max_length=1 << 30)
+    expected = [max(len(encode(rm.tokenizer, uncut, *p.chosen_conversation())),
+                    len(encode(rm.tokenizer, uncut, *p.rejected_conversation())))
+                for p in load_pairs(FIX / "llm-jp-arena").pairs]
+    assert (lengths["pair_tokens"]["min"], lengths["pair_tokens"]["max"]) == (min(expected), max(expected))
+    assert lengths["tokens_counted"].startswith("model input")
+    assert lengths["max_length"] == rm.manifest.max_length and lengths["over_max_length"] == 0
+
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(tmp_path / "tok")
+    assert main(["data", "inspect", str(FIX / "llm-jp-arena"), "--tokenizer", str(tmp_path / "tok")]) == 0
+    out = capsys.readouterr().out
+    assert "pair_tokens counts the raw text" in out
+    raw_max = float(next(line for line in out.splitlines() if "pair_tokens " in line).split("/")[-2])
+    assert raw_max < max(expected)  # the template and special tokens were not counted
+
+
 def test_inspect_errors_are_one_line(capsys, tmp_path):
     (tmp_path / "x.jsonl").write_text('{"question": "q", "good": "a", "bad": "b"}\n')
     assert main(["data", "inspect", str(tmp_path / "x.jsonl")]) == 2

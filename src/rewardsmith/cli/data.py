@@ -47,8 +47,10 @@ def register(subparsers) -> None:
     q = sub.add_parser("inspect", help="pairs kept / dropped by reason, per language and subset, lengths",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _source_args(q)
-    q.add_argument("--tokenizer", help="tokenizer folder (or model folder) to count tokens with")
-    q.add_argument("--max-length", type=int, help="count pairs longer than this many tokens (needs --tokenizer)")
+    q.add_argument("--tokenizer", help="tokenizer or model (folder, embedded name) to count tokens with; for a "
+                                       "model, pair lengths are its real input (chat template or pair encoding)")
+    q.add_argument("--max-length", type=int, help="count pairs longer than this many tokens (needs --tokenizer; "
+                                                  "default for a model: its max_length)")
     q.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     q.set_defaults(func=_run_inspect)
 
@@ -106,8 +108,8 @@ def _run_inspect(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     result = _load(cfg)
     seconds = time.perf_counter() - t0
-    tokenizer = _tokenizer(args.tokenizer) if args.tokenizer else None
-    stats = length_stats(result.pairs, tokenizer, args.max_length)
+    tokenizer, input_length, model_max = _token_counter(args.tokenizer) if args.tokenizer else (None, None, None)
+    stats = length_stats(result.pairs, tokenizer, args.max_length or model_max, input_length)
     if args.json:
         out = {**result.report.to_dict(), "lengths": stats, "seconds": round(seconds, 2)}
         print(json.dumps(out, ensure_ascii=False, indent=1))
@@ -118,6 +120,8 @@ def _run_inspect(args: argparse.Namespace) -> int:
     for key, value in stats.items():
         if isinstance(value, dict) and value:
             print(f"  {key:16} " + " / ".join(f"{value[k]:g}" for k in ("min", "p50", "p90", "p99", "max", "mean")))
+    if "tokens_counted" in stats:
+        print(f"  pair_tokens counts the {stats['tokens_counted']}")
     if "over_max_length" in stats:
         print(f"pairs over {stats['max_length']} tokens: {stats['over_max_length']} of {stats['pairs']}")
     return 0
@@ -157,15 +161,34 @@ def _run_presets(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tokenizer(path: str):
-    from transformers import AutoTokenizer
+def _token_counter(path: str):
+    """(tokenizer, input_length, max_length) for --tokenizer. When `path` is a model (its
+    rewardsmith.json, or a config.json a reward model would be initialised from), input_length
+    is the length of `rewardsmith.models.encode` — the input training and scoring see — before
+    truncation, and max_length the model's; for a tokenizer alone both are None (raw-text counts)."""
+    import dataclasses
 
+    from transformers import AutoConfig, AutoTokenizer
+
+    from rewardsmith.models import encode
     from rewardsmith.models.embedded import EMBEDDED, prepare
+    from rewardsmith.models.manifest import MANIFEST_NAME, Manifest
 
     # An embedded model's short name (`multilingual-e5-small`) means its prepared folder, as it
     # does wherever a model is asked for; anything else is a folder or a hub id.
     location = str(prepare(path)) if path in EMBEDDED and not Path(path).exists() else path
     try:
-        return AutoTokenizer.from_pretrained(location, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=False)
     except (OSError, ValueError) as e:
         raise RewardsmithError(f"--tokenizer {path}: cannot load a tokenizer there ({str(e).splitlines()[0]})") from None
+    if (Path(location) / MANIFEST_NAME).is_file():
+        manifest = Manifest.load(location)
+    else:
+        try:
+            config = AutoConfig.from_pretrained(location, trust_remote_code=False)
+        except (OSError, ValueError):
+            return tokenizer, None, None  # a tokenizer without a model
+        manifest = Manifest.for_model(config, tokenizer, base_model=path)
+    uncut = dataclasses.replace(manifest, max_length=1 << 30)  # the full length, to compare with max_length
+    return tokenizer, (lambda conversation, response: len(encode(tokenizer, uncut, conversation, response))), \
+        manifest.max_length
