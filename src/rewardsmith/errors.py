@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class RewardsmithError(Exception):
@@ -46,3 +49,11 @@ def unknown_name_error(kind: str, name: str, known: Iterable[str], *, fix: str =
     hint = f": did you mean {', '.join(close)}?" if close else "."
     listing = f" Known {listed_as or kind + 's'}: {', '.join(known)}." if known else ""
     return RewardsmithError(f"{head}{hint}{listing}" + (f" {fix}" if fix else ""))
+
+
+def lookup_name(table: Mapping[str, T], kind: str, name: str, **error: Any) -> T:
+    """`table[name]`, or raise `unknown_name_error(kind, name, table, **error)`."""
+    try:
+        return table[name]
+    except KeyError:
+        raise unknown_name_error(kind, name, table, **error) from None

@@ -14,7 +14,7 @@ from rewardsmith.data import named, readers
 from rewardsmith.data.common import RowContext
 from rewardsmith.data.record import PreferencePair
 from rewardsmith.data.report import DropReport
-from rewardsmith.errors import RewardsmithError, close_matches, unknown_name_error
+from rewardsmith.errors import RewardsmithError, close_matches, lookup_name
 
 Reader = Callable[[dict[str, Any], RowContext, DropReport], Iterator[PreferencePair]]
 
@@ -88,11 +88,8 @@ FORMATS: dict[str, Format] = {f.name: f for f in [
 
 def get_format(name: str) -> Format:
     """The format called `name`; raises RewardsmithError listing close matches and all names."""
-    try:
-        return FORMATS[name]
-    except KeyError:
-        raise unknown_name_error("format", name, FORMATS, cutoff=0.4,
-                                 fix="Leave --format out to detect it from the first row.") from None
+    return lookup_name(FORMATS, "format", name, cutoff=0.4,
+                       fix="Leave --format out to detect it from the first row.")
 
 
 def detect(row: dict[str, Any], where: str) -> Format:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from rewardsmith.data import filters
 from rewardsmith.data.filters import Filter
-from rewardsmith.errors import unknown_name_error
+from rewardsmith.errors import lookup_name
 
 
 def _subset_prefix(prefix: str) -> Filter:
@@ -77,8 +77,5 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
 
 def get_preset(name: str) -> Preset:
     """The preset called `name`; raises RewardsmithError listing close matches and all names."""
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise unknown_name_error("preset", name, PRESETS, cutoff=0.4,
-                                 fix="A file or folder of your own is read without a preset.") from None
+    return lookup_name(PRESETS, "preset", name, cutoff=0.4,
+                       fix="A file or folder of your own is read without a preset.")

@@ -124,12 +124,10 @@ def lookup(name: str) -> EmbeddedModel:
     if name in EMBEDDED:
         return EMBEDDED[name]
     by_hub_id = {m.hub_id.lower(): m.name for m in EMBEDDED.values()}
-    if name.lower() in by_hub_id:
-        raise RewardsmithError(
-            f"unknown embedded model {name!r}: the embedded copy of {name} is called "
-            f"{by_hub_id[name.lower()]!r}; a hub id itself is loaded by transformers (needs hub access), "
-            f"not prepared (known: {', '.join(EMBEDDED)})")
-    raise unknown_name_error("embedded model", name, EMBEDDED, also_match=by_hub_id, aliases=by_hub_id,
+    copy = by_hub_id.get(name.lower())
+    detail = (f"the embedded copy of {name} is called {copy!r}; a hub id itself is loaded by transformers "
+              "(needs hub access), not prepared") if copy else ""
+    raise unknown_name_error("embedded model", name, EMBEDDED, detail=detail, also_match=by_hub_id, aliases=by_hub_id,
                              cutoff=0.6, fix="`rewardsmith models list` describes each.")
 
 
