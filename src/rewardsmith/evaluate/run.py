@@ -87,8 +87,8 @@ class RewardModelEvaluator:
             from rewardsmith.score import scoring_dtype
 
             # Weights in the scoring dtype, as `rewardsmith score` and the server load them: native
-            # bf16 where the CPU has it (1.3-1.7x faster than fp32 weights under autocast), and the
-            # same rewards as the server gives for the same model and precision.
+            # bf16 where the CPU has it (600 held-out answers on a trained e5-small: 16 s against
+            # 19-22 s for fp32 weights under autocast), and the server's rewards for the same model.
             self._rm = load_reward_model(self.source, dtype=scoring_dtype(self.precision))
             self.loads += 1
         return self._rm
