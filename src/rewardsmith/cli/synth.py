@@ -40,7 +40,8 @@ _OPTIONS = {
     "--top-p": ("top_p", float, "generator nucleus sampling (default 0.95)"),
     "--max-new-tokens": ("max_new_tokens", int, "response length limit in tokens (default 256)"),
     "--max-pairs-per-instruction": ("max_pairs_per_instruction", int, "cap candidate pairs per instruction"),
-    "--judge": ("judge", str, "judge backend spec, e.g. openai:MODEL@URL or local:smollm2-135m-instruct"),
+    "--judge": ("judge", str, "judge backend spec, e.g. openai:MODEL@URL or local:smollm2-135m-instruct; "
+                "?mode=logprobs (local default) or ?mode=text (server default) picks how verdicts are read"),
     "--judge-max-tokens": ("judge_max_tokens", int, "judge reply limit in tokens (default 16)"),
     "--human-pairs": ("human_pairs", str, "labelled pairs: also report the judge's agreement with humans"),
     "--human-limit": ("human_limit", int, "judge at most N of --human-pairs (default 100)"),
