@@ -92,6 +92,29 @@ def test_frozen_embeddings_do_not_move(tmp_path, tiny_encoder_dir):
     assert not torch.equal(before["classifier.weight"], after["classifier.weight"])
 
 
+def test_head_lr_moves_the_new_head_faster_than_the_backbone(tmp_path, tiny_encoder_dir):
+    from rewardsmith.train.loop import is_head_parameter
+
+    assert is_head_parameter("classifier.weight") and is_head_parameter("bert.pooler.dense.bias")
+    assert is_head_parameter("base_model.model.score.modules_to_save.default.weight")
+    assert not is_head_parameter("bert.encoder.layer.0.attention.self.query.weight")
+
+    def change(run: str, **overrides) -> tuple[float, float]:
+        (tmp_path / run).mkdir()
+        config = _config(tmp_path / run, tiny_encoder_dir, lr=1e-5, max_steps=3, warmup_ratio=0.0, **overrides)
+        assert main(["train", "--config", str(config), "--no-progress"]) == 0
+        before, after = _weights(tiny_encoder_dir), _weights(tmp_path / run / "out")
+        head = (after["classifier.weight"] - before["classifier.weight"]).abs().max().item()
+        key = "bert.encoder.layer.0.attention.self.query.weight"
+        return head, (after[key] - before[key]).abs().max().item()
+
+    same_head, same_body = change("same")
+    fast_head, fast_body = change("fast", head_lr=1e-3)
+    # Adam moves each weight by about lr per step, so 100x the rate is about 100x the change.
+    assert fast_head > 30 * same_head
+    assert fast_body == pytest.approx(same_body, rel=0.5)
+
+
 def test_lora_on_a_decoder_without_pad_token_saves_adapter_and_merged_model(tmp_path, tiny_decoder_dir):
     from peft import PeftModel
 

@@ -62,6 +62,9 @@ class TrainConfig:
     micro_batch_size: int = 8
     lr: tuple[float, ...] = (5e-6,)  # several values = the card's sweep, best by validation accuracy
     lr_end: float = 0.0  # linear decay from lr to lr_end (the Korean card: 1e-5 -> 1e-6)
+    # The freshly initialised score head (and BERT's pooler) at its own, higher rate; same schedule.
+    # None = lr. A head at a backbone's lr barely moves in a short run (see docs/training.md).
+    head_lr: float | None = None
     warmup_ratio: float = 0.03
     epochs: float = 1.0
     max_steps: int | None = None  # stop earlier than `epochs` (optimizer steps)
@@ -186,7 +189,7 @@ def _validate(raw: dict[str, Any], where: str) -> TrainConfig:
             kind = str
         elif name in ("max_steps",):
             kind = int
-        elif name in ("center_rewards_coef", "max_grad_norm"):
+        elif name in ("center_rewards_coef", "max_grad_norm", "head_lr"):
             kind = float
         if kind is float and isinstance(v, str):
             v = _float_or_same(v)  # PyYAML reads `5e-6` (no dot) as a string
@@ -237,6 +240,8 @@ def _validate(raw: dict[str, Any], where: str) -> TrainConfig:
         err("precision", f"{v.get('precision')!r} is not one of {', '.join(_PRECISIONS)}")
     if isinstance(v.get("lr_end"), float) and v["lr"] and v["lr_end"] > min(v["lr"]):
         err("lr_end", f"{v['lr_end']} is above lr {min(v['lr'])}; the schedule decays from lr to lr_end")
+    if isinstance(v.get("head_lr"), float) and not 0 < v["head_lr"] < 1:
+        err("head_lr", f"{v['head_lr']} is outside (0, 1); e.g. 1e-3, or leave it out to use lr")
     if v.get("over_length") not in ("drop", "truncate"):
         err("over_length", f"{v.get('over_length')!r} is not one of drop, truncate")
     if v.get("lora") and (v.get("freeze_embeddings") or v.get("freeze_layers")):

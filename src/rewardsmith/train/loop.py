@@ -117,11 +117,15 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     if config.lora:
         model = _apply_lora(model, config)
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    no_decay = [p for n, p in trainable if p.ndim < 2]  # biases and norms are not decayed
-    decay = [p for n, p in trainable if p.ndim >= 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=lr, betas=config.adam_betas, eps=config.adam_eps)
+    head_lr = config.head_lr or lr
+    groups = []
+    for is_head, group_lr in ((False, lr), (True, head_lr)):
+        params = [(n, p) for n, p in trainable if is_head_parameter(n) == is_head]
+        groups += [{"params": [p for n, p in params if p.ndim >= 2], "weight_decay": config.weight_decay, "lr": group_lr},
+                   {"params": [p for n, p in params if p.ndim < 2], "weight_decay": 0.0, "lr": group_lr}]  # biases, norms
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=config.adam_betas,
+                                  eps=config.adam_eps)
+    # Every group decays to the same fraction lr_end / lr of its own rate.
     end_ratio = config.lr_end / lr
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: _linear_schedule(s, warmup, total_steps, end_ratio))
@@ -231,6 +235,16 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             {**dataclasses.asdict(result), "output_dir": str(out)}, indent=2, ensure_ascii=False) + "\n")
     accelerator.wait_for_everyone()
     return result
+
+
+HEAD_MODULES = ("score", "classifier", "pooler")  # decoders' score, encoders' pooler + classifier
+
+
+def is_head_parameter(name: str) -> bool:
+    """True for the reward head's parameters, which start untrained: `score.weight`,
+    `classifier.out_proj.bias`, `bert.pooler.dense.weight`, and peft's copies
+    (`...score.modules_to_save.default.weight`)."""
+    return any(part in HEAD_MODULES for part in name.split("."))
 
 
 class RewardModule(torch.nn.Module):
