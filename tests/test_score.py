@@ -59,9 +59,9 @@ def test_identical_inputs_are_scored_once(rm, monkeypatch):
 
     rows = []
 
-    def counting_forward(model, input_ids, attention_mask):
+    def counting_forward(model, input_ids, attention_mask, **kwargs):
         rows.append(input_ids.shape[0])
-        return reward_forward(model, input_ids, attention_mask)
+        return reward_forward(model, input_ids, attention_mask, **kwargs)
 
     monkeypatch.setattr(score_module, "reward_forward", counting_forward)
     scores = Scorer(rm, precision="fp32").score(ITEMS * 3)

