@@ -117,14 +117,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     if config.lora:
         model = _apply_lora(model, config)
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    head_lr = config.head_lr or lr
-    groups = []
-    for is_head, group_lr in ((False, lr), (True, head_lr)):
-        params = [(n, p) for n, p in trainable if is_head_parameter(n) == is_head]
-        groups += [{"params": [p for n, p in params if p.ndim >= 2], "weight_decay": config.weight_decay, "lr": group_lr},
-                   {"params": [p for n, p in params if p.ndim < 2], "weight_decay": 0.0, "lr": group_lr}]  # biases, norms
-    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=config.adam_betas,
-                                  eps=config.adam_eps)
+    optimizer = build_optimizer(model, config, lr)
     # Every group decays to the same fraction lr_end / lr of its own rate.
     end_ratio = config.lr_end / lr
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -235,6 +228,18 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             {**dataclasses.asdict(result), "output_dir": str(out)}, indent=2, ensure_ascii=False) + "\n")
     accelerator.wait_for_everyone()
     return result
+
+
+def build_optimizer(model, config: TrainConfig, lr: float) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters: the backbone at `lr`, the reward head at
+    `config.head_lr` (default `lr`); biases and norms are not decayed."""
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = []
+    for is_head, group_lr in ((False, lr), (True, config.head_lr or lr)):
+        params = [(n, p) for n, p in trainable if is_head_parameter(n) == is_head]
+        groups += [{"params": [p for n, p in params if p.ndim >= 2], "weight_decay": config.weight_decay, "lr": group_lr},
+                   {"params": [p for n, p in params if p.ndim < 2], "weight_decay": 0.0, "lr": group_lr}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=config.adam_betas, eps=config.adam_eps)
 
 
 HEAD_MODULES = ("score", "classifier", "pooler")  # decoders' score, encoders' pooler + classifier
