@@ -3,17 +3,24 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-LLAMA_STAMP := $(VENV)/.llama-cpp-installed
 LLAMA_CPP := llama-cpp-python==0.3.36
 # llama.cpp's OpenAI-compatible server is the real LLM server the judge tests run against. It is
-# built from source (PyPI has no CPU wheel): portable x86 flags, AMX off (the AMX matmul path
-# crashed on its first generation on these machines), no tests/examples/curl. pip caches the wheel.
+# built from source (PyPI has no CPU wheel) for x86-64-v3 (AVX2, FMA, F16C, BMI2), which every
+# x86 server and laptop of the last decade has: an AVX-512 build dies with SIGILL on AMD Zen 2/3
+# and older Intel (measured on a 2-core AMD EPYC), and llama-cpp-python 0.3 cannot load ggml's
+# per-CPU backend variants. AMX stays off (its matmul path crashed on its first generation on
+# Sapphire Rapids machines). No tests/examples/curl.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
-  -DGGML_BMI2=ON -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON \
-  -DGGML_AVX_VNNI=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DGGML_BLAS=OFF \
-  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF
+  -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF \
+  -DGGML_AMX_BF16=OFF -DGGML_BLAS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF
+# The built wheel is cached under a key of the version and the flags: pip's own wheel cache ignores
+# CMAKE_ARGS, so a wheel built with other flags (an older AVX-512 build) would be reused silently.
+LLAMA_KEY := $(shell echo '$(LLAMA_CPP) $(LLAMA_CMAKE_ARGS)' | sha1sum | cut -c1-12)
+LLAMA_WHEELS := $(HOME)/.cache/rewardsmith/wheels/llama-$(LLAMA_KEY)
+# New flags or version -> a new stamp -> rebuilt.
+LLAMA_STAMP := $(VENV)/.llama-cpp-$(LLAMA_KEY)
 
-.PHONY: demo test test-fast install clean docs
+.PHONY: demo test test-fast install llama clean docs
 
 # The venv is rebuilt only when the pins or the package metadata change.
 $(STAMP): requirements.lock pyproject.toml
@@ -25,11 +32,16 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 $(LLAMA_STAMP): $(STAMP)
-	@echo "building $(LLAMA_CPP) (first time on a machine: about 10 minutes on 2 cores; cached after)"
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=2 $(PY) -m pip install --quiet --no-deps $(LLAMA_CPP)
+	@ls $(LLAMA_WHEELS)/*.whl >/dev/null 2>&1 || { \
+	  echo "building $(LLAMA_CPP) (first time on a machine: about 10 minutes on 2 cores; cached in $(LLAMA_WHEELS))"; \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=2 $(PY) -m pip wheel --quiet --no-deps \
+	    --no-cache-dir -w $(LLAMA_WHEELS) $(LLAMA_CPP); }
+	$(PY) -m pip install --quiet --no-deps --force-reinstall $(LLAMA_WHEELS)/*.whl
 	touch $(LLAMA_STAMP)
 
 install: $(STAMP)
+
+llama: $(LLAMA_STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/rewardsmith demo
