@@ -41,3 +41,13 @@ def test_demo_runs_end_to_end(tmp_path, shared_data, capsys):
     worst = re.search(r"largest difference between HTTP and library scores: (\S+)", printed)
     assert worst and float(worst.group(1)) <= 1e-3
     assert str(out / "rm") in printed and str(out / "eval" / "report.html") in printed
+
+
+@pytest.mark.parametrize("has_bf16, expected", [(True, (250, "bf16")), (False, (50, "fp32"))])
+def test_demo_trains_fewer_steps_where_training_runs_in_fp32(monkeypatch, has_bf16, expected):
+    # ~5x fewer training tokens/s without bf16 matmul units: the demo keeps its time budget.
+    import rewardsmith.score
+    from rewardsmith.demo import default_train_steps
+
+    monkeypatch.setattr(rewardsmith.score, "bf16_supported", lambda device: has_bf16)
+    assert default_train_steps() == expected
