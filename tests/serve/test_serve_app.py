@@ -245,6 +245,8 @@ def test_health_metrics_and_docs(decoder):
     assert spec["paths"]["/score"]["post"]["responses"]["422"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/ErrorBody"}  # the error shape the server really sends
     assert httpx.get(f"{decoder.url}/docs").status_code == 200
+    # One scoring request of its own, so the counters checked below exist whatever ran before.
+    assert httpx.post(f"{decoder.url}/score", json={"items": [as_json(*ITEMS[0])]}, timeout=120).status_code == 200
     metrics = httpx.get(f"{decoder.url}/metrics")
     assert metrics.headers["content-type"].startswith("text/plain")
     assert 'rewardsmith_requests_total{endpoint="/score",status="200"}' in metrics.text
