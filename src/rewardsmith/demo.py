@@ -157,8 +157,8 @@ def run_demo(config: DemoConfig) -> dict:
     if config.train_steps is None:
         config = replace(config, train_steps=auto_steps)
         if precision == "fp32":
-            print(f"  this CPU has no bf16 matmul units: {STEPS_FP32} steps in fp32 instead of {STEPS_WITH_BF16}, to stay in "
-              "the demo's time; expect accuracy nearer chance (--train-steps N to train longer)")
+            print(f"  this CPU has no bf16 matmul units: {STEPS_FP32} steps in fp32 instead of {STEPS_WITH_BF16}, to stay "
+                  "in the demo's time; expect accuracy nearer chance (--train-steps N to train longer)")
     rm_dir = out / "rm"
     recipe = _write_recipe(config, splits, out / "train.yaml", rm_dir)
     if (rm_dir / "train_result.json").exists():  # a finished run is never trained twice

@@ -351,13 +351,9 @@ def _mixed_precision(precision: str) -> str:
         return "no"
     if precision == "bf16":
         return "bf16"
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "no"
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "no"
-    return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no"
+    from rewardsmith.score import bf16_supported  # the scorer's test, so training and scoring agree
+
+    return "bf16" if bf16_supported(torch.device("cuda" if torch.cuda.is_available() else "cpu")) else "no"
 
 
 def load_data(config: TrainConfig, tokenizer, manifest):
