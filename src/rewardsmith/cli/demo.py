@@ -22,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
     p.add_argument("--data", default=None, help="folder of real preference data (default: ../shared/data if present)")
     p.add_argument("--train-steps", type=int, default=None,
-                   help="optimizer steps of 16 pairs (default: 250 where the CPU/GPU has bf16 matmul, else 50 in fp32)")
+                   help="optimizer steps of 16 pairs (default: 250 where the CPU/GPU has bf16 matmul, else 80 in fp32)")
     p.add_argument("--test-per-language", type=int, default=300, help="held-out test pairs per language (default: 300)")
     p.set_defaults(func=_run)
 
