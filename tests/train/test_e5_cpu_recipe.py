@@ -23,7 +23,7 @@ RECIPE = ROOT / "configs" / "e5-small-cpu.yaml"
 
 
 @pytest.mark.integration
-@pytest.mark.timeout(2700)  # the slowest CPU measured (fp32 AMD EPYC, ~650 tokens/s) needs ~26 minutes
+@pytest.mark.timeout(3300)  # ~26 min at the slowest rate measured (fp32 AMD EPYC, ~650 tokens/s); what CI's 90 minutes leave
 def test_e5_small_cpu_recipe_beats_chance_on_held_out_pairs_in_every_language(tmp_path, shared_data, capsys):
     # The shipped data specs, with ../shared/data replaced by wherever the fixture found it.
     shipped = yaml.safe_load(RECIPE.read_text())["train_data"]
