@@ -4,14 +4,15 @@ Validation happens once, here, and every problem is reported together in one `Re
 (file, field, value, fix), so a user fixes a config in one pass. Nothing below this module reads
 the YAML again or rewrites a user's setting.
 
-Example (configs/e5-small-cpu.yaml):
+Example (the start of configs/e5-small-cpu.yaml):
 
     model: multilingual-e5-small
     train_data:
-      - {source: ../shared/data/hh-rlhf-test, limit: 1500}
-    max_length: 256
+      - {source: "../shared/data/hh-rlhf-test/helpful-*.test.jsonl.gz", limit: 3000}
+      - {source: ../shared/data/ko-hh-rlhf-harmless}
+    max_length: 128
     batch_size: 16
-    lr: 3.0e-5
+    lr: 1.0e-4
 """
 
 from __future__ import annotations
