@@ -19,8 +19,14 @@ Measured on a quiet 2-core machine (AMX/avx512_bf16, bf16 matmul 1.9-2.2 TFLOP/s
 
 | model @ max_length | card recipe | pipeline | rewardsmith (vs card / vs pipeline, MFU) | compiled |
 |---|---|---|---|---|
-| gemma-3-270m @ 4096 | 0.44 seq/s | 3.42 | 11.44 (26.1x / 3.35x, 31%) | 15.78 (36.0x / 4.61x, 43%) |
-| multilingual-e5-small @ 512 | 15.63 | 23.78 | 74.60 (4.8x / 3.14x, 31%) | 77.30 (4.9x / 3.25x, 33%) |
+| gemma-3-270m @ 4096 | 0.45 seq/s | 3.79 | 12.38 (27.2x / 3.27x, 30%) | 19.08 (41.9x / 5.03x, 46%) |
+| multilingual-e5-small @ 512 | 15.66 | 24.95 | 75.92 (4.8x / 3.04x, 31%) | 76.5 (4.9x) |
+
+On a 2-core AMD EPYC (avx512_bf16, no AMX; bf16 matmul ~0.35-0.42 TFLOP/s): gemma @ 4096 card
+0.09, pipeline 1.32, rewardsmith 4.33 (46.1x / 3.27x, MFU 64%), compiled 4.37 (46.6x, 65%);
+e5 @ 512 card 7.10, pipeline 9.01, rewardsmith 26.85 (3.8x / 2.98x, MFU 56%). The e5 ratio is
+bounded: at 512 the card recipe computes ~3x the FLOPs rewardsmith does and already runs them
+at ~45% of the matmul rate, so 6x would need ~85% of the matmul rate.
 
 Where the time goes (torch.profiler): gemma eager 36% matmul, 14% attention, the rest element-wise
 (GELU, RMSNorm's fp32 casts, rotary); compiled with freezing the matmuls run at ~1.7 TFLOP/s and
