@@ -28,8 +28,8 @@ import math
 from typing import TYPE_CHECKING, Literal, Sequence
 
 from rewardsmith.errors import RewardsmithError
-from rewardsmith.models.formatting import TruncationStats, collate, encode
 from rewardsmith.models.attention import use_causal_skip
+from rewardsmith.models.formatting import TruncationStats, collate, encode
 from rewardsmith.models.loading import RewardModel, reward_forward
 
 if TYPE_CHECKING:
@@ -135,8 +135,8 @@ class Scorer:
         # Measured on gemma-3-270m, 64 hh-rlhf inputs: 4.10 s compiled, 3.57 s compiled + frozen.
         self._forward = torch.compile(reward_forward, dynamic=True, options={"freezing": True}) \
             if compile else reward_forward
-        if compile:  # eager transformers already skips the causal mask; compiled it needs this
-            use_causal_skip(rm.model)
+        if compile:  # eager transformers already skips the causal mask; compiled it needs this.
+            use_causal_skip(rm.model)  # switches rm.model in place; padded inputs still get the stock mask
         rm.model.eval()
 
     def autocast(self):

@@ -60,5 +60,6 @@ def test_compiled_decoder_scores_unchanged_and_the_saved_config_is_stock(tiny_de
 
     rm.model.set_attn_implementation(NAME)
     out = save_reward_model(rm, tmp_path / "rm")
-    assert NAME not in (out / "config.json").read_text()
-    assert json.loads((out / "config.json").read_text()).get("_attn_implementation") in (None, "sdpa")
+    config_text = (out / "config.json").read_text()
+    assert NAME not in config_text
+    assert json.loads(config_text).get("_attn_implementation") in (None, "sdpa")

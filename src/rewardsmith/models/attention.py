@@ -11,7 +11,9 @@ compiled region as an export, and `masking_utils._ignore_causal_mask_sdpa` then 
 SDPA attention with a mask function that returns no mask in exactly the case where the stock one
 would skip it in eager mode (no padding mask, no cache offset, queries == keys, sequence inside
 the sliding window) and otherwise builds the stock mask. Scores are unchanged (tested); on
-gemma-3-270m compiled it is ~10% faster per batch. The name is not written to config.json
+gemma-3-270m at 4096 compiled it took benchmarks/score_throughput.py from 15.78 to 19.08 seq/s (AMX).
+The condition is written out here rather than calling `_ignore_causal_mask_sdpa`, because that
+function is the one that refuses to skip under compile. The name is not written to config.json
 (transformers drops `_attn_implementation` on save), so saved models load anywhere.
 """
 
