@@ -8,7 +8,8 @@
 How it is fast (the card's recipe pads every input to 4,096 tokens and scores one at a time):
 identical inputs are encoded and scored once; sequences are sorted by length and cut into
 batches whose padded size (rows x longest) stays under `token_budget`, so padding is a few
-tokens per row, never up to max_length; `torch.inference_mode`; bf16 autocast where the
+tokens per row, never up to max_length; encoders' last layer runs for the [CLS] row alone
+(`models/cls_only.py`, ~7% fewer FLOPs); `torch.inference_mode`; bf16 autocast where the
 hardware has bf16 units (CPU avx512_bf16/AMX, CUDA compute >= 8.0), or native bf16 when the
 model was loaded in bf16 (`scoring_dtype`; faster still: no casts per op). Right padding plus
 mask-based pooling makes a row's score independent of its batch-mates (tested to 1e-5 in fp32).
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Literal, Sequence
 
 from rewardsmith.errors import RewardsmithError
 from rewardsmith.models.attention import use_causal_skip
+from rewardsmith.models.cls_only import cls_only_last_layer
 from rewardsmith.models.formatting import TruncationStats, collate, encode
 from rewardsmith.models.loading import RewardModel, reward_forward
 
@@ -170,7 +172,8 @@ class Scorer:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(keys), unit="seq", desc="scoring")
-        with torch.inference_mode(), self.autocast():
+        # Encoders: the last layer computes only the [CLS] row the head reads (models/cls_only.py).
+        with torch.inference_mode(), self.autocast(), cls_only_last_layer(self.rm.model):
             for batch in batches:
                 rows = [keys[i] for i in batch]
                 if self.compiled and len(rows) == 1:
