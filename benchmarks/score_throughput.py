@@ -22,11 +22,15 @@ Measured on a quiet 2-core machine (AMX/avx512_bf16, bf16 matmul 1.9-2.2 TFLOP/s
 | gemma-3-270m @ 4096 | 0.45 seq/s | 3.79 | 12.38 (27.2x / 3.27x, 30%) | 19.08 (41.9x / 5.03x, 46%) |
 | multilingual-e5-small @ 512 | 15.66 | 24.95 | 75.92 (4.8x / 3.04x, 31%) | 76.5 (4.9x) |
 
-On a 2-core AMD EPYC (avx512_bf16, no AMX; bf16 matmul ~0.35-0.42 TFLOP/s): gemma @ 4096 card
-0.09, pipeline 1.32, rewardsmith 4.33 (46.1x / 3.27x, MFU 64%), compiled 4.37 (46.6x, 65%);
-e5 @ 512 card 7.10, pipeline 9.01, rewardsmith 26.85 (3.8x / 2.98x, MFU 56%). The e5 ratio is
-bounded: at 512 the card recipe computes ~3x the FLOPs rewardsmith does and already runs them
-at ~45% of the matmul rate, so 6x would need ~85% of the matmul rate.
+On a 2-core AMD EPYC (avx512_bf16, no AMX; bf16 matmul ~0.35-0.42 TFLOP/s), with the card recipe
+and the matmul rate also best-of (2026-12-03): gemma @ 4096 card 0.09, pipeline 1.12, rewardsmith
+3.96 (46.2x / 3.52x, MFU 53%), compiled 4.59 (53.6x / 4.09x, MFU 62%); e5 @ 512 card 6.33,
+pipeline 7.96, rewardsmith 25.07 (4.0x / 3.15x, MFU 54%, counting the 7.0% fewer FLOPs of its
+[CLS]-only last layer). Runs on this shared machine vary by up to 30% (e5: 3.5x-4.8x).
+The e5 ratio is bounded: at 512 the card recipe computes ~3x the FLOPs rewardsmith does and
+already runs them at ~45% of the matmul rate, so 6x would need ~85% of the matmul rate.
+Attention is the rest: head_dim 32 runs SDPA's CPU kernel at 50-90 GFLOP/s on the EPYC, and
+transformers' eager (matmul + softmax) attention measured no faster end to end (22.8 vs 22.7).
 
 Where the time goes (torch.profiler): gemma eager 36% matmul, 14% attention, the rest element-wise
 (GELU, RMSNorm's fp32 casts, rotary); compiled with freezing the matmuls run at ~1.7 TFLOP/s and
@@ -203,7 +207,8 @@ def main(argv: list[str] | None = None) -> None:
     # The same rate on this model's own MLP matmul at the Scorer's batch size: the ceiling that
     # MFU could reach if nothing but matmuls ran (small hidden sizes run below the square rate).
     config = rm.model.config.get_text_config()
-    own_shape = (scorer.token_budget, config.hidden_size, getattr(config, "intermediate_size", 4 * config.hidden_size))
+    own_shape = (scorer.token_budget, config.hidden_size,
+                 getattr(config, "intermediate_size", 4 * config.hidden_size))
     own = matmul_flops_per_s(scorer.dtype, shape=own_shape)
     scorer.score(items[:2])  # warm-up (first-call allocations) for everyone
     ours, t_ours = best_of(args.repeat, lambda: scorer.score(items))

@@ -86,6 +86,6 @@ def test_scorer_rewards_match_the_stock_model(tiny_encoder_dir):
              for r in ("Nine minutes.", "Put it in boiling water, then cool it in cold water.")]
     rewards = Scorer(rm, precision="fp32").score(items)
     with torch.inference_mode():  # one at a time, no padding, the stock last layer
-        stock = [rm.model(input_ids=torch.tensor([encode(rm.tokenizer, rm.manifest, c, r)])).logits[0, 0].item()
-                 for c, r in items]
+        encoded = [encode(rm.tokenizer, rm.manifest, c, r) for c, r in items]
+        stock = [rm.model(input_ids=torch.tensor([ids])).logits[0, 0].item() for ids in encoded]
     assert max(abs(a - b) for a, b in zip(rewards, stock)) < 1e-5
