@@ -89,3 +89,66 @@ def test_scorer_rewards_match_the_stock_model(tiny_encoder_dir):
         encoded = [encode(rm.tokenizer, rm.manifest, c, r) for c, r in items]
         stock = [rm.model(input_ids=torch.tensor([ids])).logits[0, 0].item() for ids in encoded]
     assert max(abs(a - b) for a, b in zip(rewards, stock)) < 1e-5
+
+
+def _last_layer_widths(model):
+    """Records the sequence length the last layer returns, one entry per forward."""
+    widths = []
+    model.base_model.encoder.layer[-1].register_forward_hook(
+        lambda module, args, output: widths.append((output[0] if isinstance(output, tuple) else output).shape[1]))
+    return widths
+
+
+def _bt_gradients(module, batch):
+    """Bradley-Terry loss over (row 0 vs 1, row 2 vs 3) and every parameter's gradient."""
+    module.zero_grad()
+    rewards = module(**batch)
+    loss = -torch.nn.functional.logsigmoid(rewards[0::2] - rewards[1::2]).mean()
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta"])
+@pytest.mark.parametrize("lora", [False, True])
+def test_training_gradients_equal_the_stock_model(kind, lora):
+    """RewardModule (training's forward) skips the dead rows in the forward and backward passes,
+    and every trainable parameter gets the gradient the stock model would give it."""
+    from rewardsmith.train.loop import RewardModule
+
+    model = _tiny(kind).train()
+    for module in model.modules():  # as training's disable_dropout: the two passes must see the same noise
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    if lora:
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=4, lora_alpha=8,
+                                                 target_modules=["query", "value", "dense"]))
+    inner = model.get_base_model() if lora else model
+    widths = _last_layer_widths(inner)
+    batch = collate(ROWS, 0)
+
+    class Stock(torch.nn.Module):  # the same reward computation without the switch
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask):
+            return reward_forward(inner, input_ids, attention_mask)
+
+    stock_loss, stock = _bt_gradients(Stock(), batch)
+    assert widths.pop() == batch["input_ids"].shape[1]
+    fast_loss, fast = _bt_gradients(RewardModule(model), batch)
+    assert widths.pop() == 1  # the short path ran
+    assert torch.allclose(stock_loss, fast_loss, atol=1e-6)
+    trainable = {n for n, p in Stock().named_parameters() if p.requires_grad}
+    assert set(stock) == set(fast) == trainable  # every trainable parameter got a gradient in both
+    for name, grad in stock.items():
+        assert torch.allclose(grad, fast[name], atol=1e-6, rtol=1e-4), name
+    assert any(grad.abs().sum() > 0 for name, grad in stock.items() if "layer.2." in name)
+
+
+def test_gradient_checkpointing_keeps_the_stock_layer():
+    model = _tiny("bert").train()
+    (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
+    assert supports_cls_only(model) is False  # backward would recompute the layer outside the block

@@ -11,8 +11,10 @@ model that is ~7% of the FLOPs; measured on multilingual-e5-small, 256 hh-rlhf i
 `cls_only_last_layer(model)` is a context manager that swaps the last layer's forward for one
 that returns (B, 1, H), only for the model families whose structure it knows (BERT, RoBERTa,
 XLM-R sequence classifiers; eager or SDPA attention); anything else runs as it is. The Scorer
-uses it around its forward passes, which always put [CLS] at column 0 (right padding). Outside
-the context the model is the stock one, so `output_hidden_states` and training see every row.
+uses it around its forward passes, and training around `RewardModule.forward` (the backward pass
+then skips the same rows: gradients equal the stock model's, tested); both put [CLS] at column 0
+(`reward_forward` moves rows to right padding). Outside the context the model is the stock one,
+so `output_hidden_states` and any other use see every row.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def _cls_only_forward(self, hidden_states, attention_mask=None, encoder_hidden_s
     # The model family's own eager function, as its attention module would pick it.
     eager = sys.modules[type(attention).__module__].eager_attention_forward
     interface = ALL_ATTENTION_FUNCTIONS.get_interface(attention.config._attn_implementation, eager)
-    context, _ = interface(attention, query, key, value, attention_mask, dropout=0.0,
+    dropout = attention.dropout.p if attention.training else 0.0  # as BertSelfAttention does
+    context, _ = interface(attention, query, key, value, attention_mask, dropout=dropout,
                            scaling=attention.scaling, **kwargs)
     attended = self.attention.output(context.reshape(batch, 1, -1), cls)
     return self.feed_forward_chunk(attended)
@@ -59,6 +62,8 @@ def supports_cls_only(model) -> bool:
         return False  # flash/flex kernels take other mask layouts: not rewritten here
     if getattr(config, "position_embedding_type", "absolute") not in (None, "absolute"):
         return False
+    if any(getattr(module, "gradient_checkpointing", False) for module in model.modules()):
+        return False  # backward recomputes the layer outside the block, with the stock forward
     layer = model.base_model.encoder.layer[-1]
     return all(hasattr(layer.attention.self, name) for name in ("query", "key", "value", "scaling")) \
         and hasattr(layer, "feed_forward_chunk")
