@@ -144,3 +144,22 @@ def test_compare_does_not_overflow_on_far_apart_rewards(rm, monkeypatch):
     assert scorer.compare(conv, "a", "b") == 0.0
     monkeypatch.setattr(scorer, "score", lambda items: [1000.0, -1000.0])
     assert scorer.compare(conv, "a", "b") == 1.0
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_on_a_cpu_without_native_bf16_is_warned_about(native, monkeypatch, caplog):
+    """bf16 asked for explicitly still gives bf16, but where the CPU emulates it (AVX2 only:
+    ~5-25x slower than fp32) the user is told; "auto" silently picks fp32 there."""
+    import rewardsmith.score
+    from rewardsmith.score import scoring_dtype
+    from rewardsmith.train.loop import _mixed_precision
+
+    monkeypatch.setattr(rewardsmith.score, "cpu_has_bf16", lambda: native)
+    with caplog.at_level("WARNING", logger="rewardsmith.score"):
+        assert scoring_dtype("bf16") is torch.bfloat16
+        assert scoring_dtype("auto") is (torch.bfloat16 if native else torch.float32)
+        if not torch.cuda.is_available():
+            assert _mixed_precision("bf16") == "bf16"
+            assert _mixed_precision("auto") == ("bf16" if native else "no")
+    warnings = [r for r in caplog.records if "emulates bf16" in r.getMessage()]
+    assert len(warnings) == (0 if native else (1 if torch.cuda.is_available() else 2))

@@ -353,9 +353,12 @@ def _mixed_precision(precision: str) -> str:
     AVX512-BF16, ~3x faster than fp32 there), else "no"."""
     if precision == "fp32":
         return "no"
+    from rewardsmith.score import bf16_supported, warn_if_bf16_is_emulated  # the scorer's tests: both agree
+
     if precision == "bf16":
+        if not _has_accelerator():  # training then runs on the CPU
+            warn_if_bf16_is_emulated(torch.device("cpu"))
         return "bf16"
-    from rewardsmith.score import bf16_supported  # the scorer's test, so training and scoring agree
 
     return "bf16" if bf16_supported(torch.device("cuda" if torch.cuda.is_available() else "cpu")) else "no"
 
