@@ -258,12 +258,12 @@ def main(argv: list[str] | None = None) -> None:
     # over prompt and response), rewardsmith on the manifest's truncation side, so they are
     # reported apart; the others must agree to within the precision's rounding.
     whole = [i for i, n in enumerate(lengths) if n < rm.manifest.max_length]
+    cut = [i for i, n in enumerate(lengths) if n >= rm.manifest.max_length]
 
     def worst(theirs, among):
         among = [i for i in among if i < len(theirs)]
         return f"{max(abs(ours[i] - theirs[i]) for i in among) / spread:.2g}" if among else "-"
 
-    cut = [i for i in range(len(items)) if i not in set(whole)]
     print(f"agreement (max |diff| / score spread) on the {len(whole)} inputs within max_length: "
           f"pipeline {worst(piped, whole)}, card recipe {worst(card, whole)}")
     if cut:

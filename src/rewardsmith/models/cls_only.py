@@ -62,9 +62,12 @@ def supports_cls_only(model) -> bool:
         return False  # flash/flex kernels take other mask layouts: not rewritten here
     if getattr(config, "position_embedding_type", "absolute") not in (None, "absolute"):
         return False
-    if any(getattr(module, "gradient_checkpointing", False) for module in model.modules()):
-        return False  # backward recomputes the layer outside the block, with the stock forward
-    layer = model.base_model.encoder.layer[-1]
+    encoder = model.base_model.encoder
+    layer = encoder.layer[-1]
+    # Backward would recompute the layer outside the block, with the stock forward. The flag sits
+    # on the layer (transformers' GradientCheckpointingLayer) or, in older releases, the encoder.
+    if getattr(layer, "gradient_checkpointing", False) or getattr(encoder, "gradient_checkpointing", False):
+        return False
     return all(hasattr(layer.attention.self, name) for name in ("query", "key", "value", "scaling")) \
         and hasattr(layer, "feed_forward_chunk")
 
