@@ -64,7 +64,8 @@ def test_identical_inputs_are_scored_once(rm, monkeypatch):
         return reward_forward(model, input_ids, attention_mask, **kwargs)
 
     monkeypatch.setattr(score_module, "reward_forward", counting_forward)
-    scores = Scorer(rm, precision="fp32").score(ITEMS * 3)
+    # share_prefix off: every row then goes through reward_forward, where it is counted.
+    scores = Scorer(rm, precision="fp32", share_prefix=False).score(ITEMS * 3)
     assert sum(rows) == len(ITEMS)
     assert scores[: len(ITEMS)] == scores[len(ITEMS): 2 * len(ITEMS)]
 

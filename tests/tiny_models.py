@@ -73,10 +73,13 @@ def tiny_encoder(out_dir: str | Path, seed: int = 0) -> Path:
     return out
 
 
-def tiny_decoder(out_dir: str | Path, seed: int = 0) -> Path:
-    """A Llama-style reward model whose tokenizer has no pad token (pad must not become eos)."""
+def tiny_decoder(out_dir: str | Path, seed: int = 0, arch: str = "llama") -> Path:
+    """A Llama-style reward model whose tokenizer has no pad token (pad must not become eos).
+    arch="gemma3": Gemma 3's layout instead (the embedded gemma-3-270m's family), with a
+    sliding window of 8 tokens on three of its four layers, so short test inputs cross it."""
     import torch
-    from transformers import LlamaConfig, LlamaForSequenceClassification, PreTrainedTokenizerFast
+    from transformers import (Gemma3TextConfig, Gemma3TextForSequenceClassification, LlamaConfig,
+                              LlamaForSequenceClassification, PreTrainedTokenizerFast)
 
     out = Path(out_dir)
     tok = _bpe(["<s>", "</s>", "<|im_start|>", "<|im_end|>"])
@@ -90,7 +93,14 @@ def tiny_decoder(out_dir: str | Path, seed: int = 0) -> Path:
         num_key_value_heads=2, intermediate_size=128, max_position_embeddings=2048, num_labels=1,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=None,
     )
-    model = LlamaForSequenceClassification(config)
+    if arch == "gemma3":
+        config = Gemma3TextConfig(
+            vocab_size=tok.get_vocab_size(), hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
+            num_key_value_heads=1, head_dim=16, intermediate_size=128, max_position_embeddings=2048,
+            sliding_window=8, layer_types=["sliding_attention"] * 3 + ["full_attention"], num_labels=1,
+            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=None,
+        )
+    model = (Gemma3TextForSequenceClassification if arch == "gemma3" else LlamaForSequenceClassification)(config)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out

@@ -115,9 +115,12 @@ class RewardModelEvaluator:
         self.cached += len(set(keys)) - len(todo)
         if todo:
             scorer = self._get_scorer()
-            # Length-sorted before chunking, so each chunk packs into tight batches (the scorer
-            # sorts within a call) while the cache still gets a write every SCORE_CHUNK responses.
-            pending = sorted(todo.items(), key=lambda kv: len(kv[1][1]) + sum(len(m["content"]) for m in kv[1][0]))
+            # Sorted by conversation length, then conversation, before chunking: each chunk packs
+            # into tight batches (the scorer sorts within a call), the responses to one
+            # conversation land in the same chunk, where a decoder runs their prompt once
+            # (models/prefix.py), and the cache still gets a write every SCORE_CHUNK responses.
+            pending = sorted(todo.items(), key=lambda kv: (sum(len(m["content"]) for m in kv[1][0]),
+                                                           input_key(kv[1][0], ""), len(kv[1][1])))
             with tqdm(total=len(pending), desc=desc or self.name, unit="resp", disable=not self.progress,
                       leave=False) as bar:
                 for i in range(0, len(pending), SCORE_CHUNK):

@@ -262,9 +262,22 @@ def reward_forward(model, input_ids: "torch.Tensor", attention_mask: "torch.Tens
     hidden = model.base_model(input_ids=input_ids, attention_mask=mask,
                               position_ids=position_ids, use_cache=False).last_hidden_state  # (B, T, H)
     pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # (B, H)
+    return score_head(model, pooled)
+
+
+def score_head(model, pooled: "torch.Tensor") -> "torch.Tensor":
+    """A decoder's rewards (B,) in float32 from the pooled hidden states (B, H): its score head."""
+    import torch
+
+    head = model.score
     if isinstance(head, torch.nn.Linear):
         return _fp32_linear(head, pooled)[:, 0]
     return head(pooled)[:, 0].float()  # a wrapped head (peft modules_to_save): as it computes
+
+
+def is_causal_decoder(model) -> bool:
+    """True for a decoder reward model (a `score` head on the last real token) with causal attention."""
+    return getattr(model, "score", None) is not None and _is_causal(model.config)
 
 
 def _is_causal(config) -> bool:
