@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Literal, Sequence
 from rewardsmith.errors import RewardsmithError
 from rewardsmith.models.attention import use_causal_skip
 from rewardsmith.models.cls_only import cls_only_last_layer
-from rewardsmith.models.formatting import TruncationStats, collate, encode
+from rewardsmith.models.formatting import TruncationStats, collate, encode, plan_batches
 from rewardsmith.models.loading import RewardModel, is_causal_decoder, reward_forward
 from rewardsmith.models.prefix import group_by_prefix, shared_prefix_rewards
 
@@ -100,23 +100,6 @@ def scoring_dtype(precision: Precision = "auto", device: str = "cpu"):
     elif precision == "bf16":
         warn_if_bf16_is_emulated(torch.device(device))
     return torch.bfloat16 if precision == "bf16" else torch.float32
-
-
-def plan_batches(lengths: Sequence[int], token_budget: int) -> list[list[int]]:
-    """Indices grouped into batches: longest first, rows x longest <= token_budget (a single
-    sequence longer than the budget gets a batch of its own).
-
-    plan_batches([5, 100, 7, 98], 256) -> [[1, 3], [2, 0]]
-    """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    for i in order:
-        # Sorted descending, so the batch's first row is its longest.
-        if batches and (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= token_budget:
-            batches[-1].append(i)
-        else:
-            batches.append([i])
-    return batches
 
 
 class Scorer:

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from rewardsmith.models import init_reward_model
-from rewardsmith.models.prefix import MIN_SHARED_PREFIX, group_by_prefix, suffix_batches
+from rewardsmith.models.formatting import plan_batches
+from rewardsmith.models.prefix import MIN_SHARED_PREFIX, group_by_prefix
 from rewardsmith.score import Scorer
 from tests.tiny_models import tiny_decoder
 
@@ -49,7 +50,7 @@ def test_a_run_stops_growing_when_adding_would_shrink_the_saving():
 def test_suffix_batches_respect_the_budget_and_the_cache_bound():
     lengths = [5, 50, 7, 48, 30]
     for budget in (1, 64, 200):
-        batches = suffix_batches(lengths, prefix_length=100, token_budget=budget)
+        batches = plan_batches(lengths, budget, cached=100)
         assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
         for b in batches:
             longest = max(lengths[i] for i in b)

@@ -199,3 +199,25 @@ def collate(sequences: Sequence[Sequence[int]], pad_id: int, padding_side: str =
         input_ids[row, span] = torch.as_tensor(seq, dtype=torch.long)
         attention_mask[row, span] = 1
     return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+def plan_batches(lengths: Sequence[int], token_budget: int, cached: int = 0) -> list[list[int]]:
+    """Indices grouped into batches: longest first, rows x longest <= token_budget (a single
+    sequence longer than the budget gets a batch of its own).
+
+    cached: tokens each row attends to from a key/value cache (models/prefix.py): the keys and
+    values every layer holds for the batch, rows x (cached + longest), stay under 8x the budget.
+
+    plan_batches([5, 100, 7, 98], 256) -> [[1, 3], [2, 0]]
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        # Sorted descending, so the batch's first row is its longest.
+        if batches:
+            rows, longest = len(batches[-1]) + 1, lengths[batches[-1][0]]
+            if rows * longest <= token_budget and rows * (cached + longest) <= 8 * token_budget:
+                batches[-1].append(i)
+                continue
+        batches.append([i])
+    return batches

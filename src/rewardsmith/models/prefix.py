@@ -73,22 +73,6 @@ def group_by_prefix(sequences: Sequence[Sequence[int]], min_prefix: int = MIN_SH
     return groups, singles
 
 
-def suffix_batches(suffix_lengths: Sequence[int], prefix_length: int, token_budget: int) -> list[list[int]]:
-    """Batches of suffix indices (longest first): rows x longest suffix stays under the token
-    budget (the matmul work), and rows x (prefix + longest suffix), the keys and values every
-    layer holds for the batch, under 8x the budget."""
-    order = sorted(range(len(suffix_lengths)), key=lambda i: -suffix_lengths[i])
-    batches: list[list[int]] = []
-    for i in order:
-        if batches:
-            rows, longest = len(batches[-1]) + 1, suffix_lengths[batches[-1][0]]
-            if rows * longest <= token_budget and rows * (prefix_length + longest) <= 8 * token_budget:
-                batches[-1].append(i)
-                continue
-        batches.append([i])
-    return batches
-
-
 def shared_prefix_rewards(model, groups: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]], pad_id: int,
                           token_budget: int, device) -> list[list[float]]:
     """Rewards of prefix + suffix for each (prefix, [suffix, ...]) group, each prefix run once.
@@ -101,9 +85,8 @@ def shared_prefix_rewards(model, groups: Sequence[tuple[Sequence[int], Sequence[
     cache it is given, so every suffix batch but the last gets a copy."""
     import torch
 
-    from rewardsmith.models.formatting import collate
+    from rewardsmith.models.formatting import collate, plan_batches
     from rewardsmith.models.loading import score_head
-    from rewardsmith.score import plan_batches  # here, not at the top: rewardsmith.score imports this module
 
     base = model.base_model
     rewards: list[list[float]] = [[0.0] * len(suffixes) for _, suffixes in groups]
@@ -114,7 +97,8 @@ def shared_prefix_rewards(model, groups: Sequence[tuple[Sequence[int], Sequence[
         cache = base(input_ids=prefixes["input_ids"].to(device), attention_mask=prefix_mask,
                      position_ids=(prefix_mask.cumsum(-1) - 1).clamp(min=0), use_cache=True).past_key_values
         rows = [(row, g, j) for row, g in enumerate(prefix_batch) for j in range(len(groups[g][1]))]
-        batches = suffix_batches([len(groups[g][1][j]) for _, g, j in rows], prefix_mask.shape[1], token_budget)
+        batches = plan_batches([len(groups[g][1][j]) for _, g, j in rows], token_budget,
+                               cached=prefix_mask.shape[1])
         for n, batch in enumerate(batches):
             picked = [rows[i] for i in batch]
             suffix = collate([groups[g][1][j] for _, g, j in picked], pad_id)
