@@ -44,6 +44,38 @@ def test_plan_batches_respects_the_budget_and_sorts_by_length():
     assert plan_batches([500, 10], 256) == [[0], [1]]  # too long for the budget: a batch of its own
 
 
+def test_plan_batches_cuts_where_padding_costs_more_than_a_pass():
+    # Filling to the budget would pad all four to 300 (1200 tokens for 650 real).
+    assert plan_batches([300, 200, 100, 50], 2048, batch_cost=32) == [[0], [1], [2], [3]]
+    assert plan_batches([100, 99, 98, 97], 2048, batch_cost=32) == [[0, 1, 2, 3]]  # 6 padded < a pass
+    assert len(plan_batches([100, 99, 98, 97], 2048, batch_cost=0)) == 4  # no pass cost: no padding at all
+
+
+def test_plan_batches_is_the_cheapest_cut_of_the_sorted_lengths():
+    import itertools
+    import random
+
+    rng = random.Random(0)
+    for _ in range(200):
+        lengths = [rng.randint(1, 120) for _ in range(rng.randint(1, 8))]
+        budget, cost = rng.choice([64, 256, 1000]), rng.choice([0, 8, 32])
+        sizes = sorted(lengths, reverse=True)
+
+        def total(cuts):
+            bounds = [0, *cuts, len(sizes)]
+            parts = [sizes[a:b] for a, b in zip(bounds, bounds[1:])]
+            if any(len(p) > 1 and len(p) * p[0] > budget for p in parts):
+                return None
+            return sum(len(p) * p[0] + cost for p in parts)
+
+        feasible = [t for r in range(len(sizes)) for cuts in itertools.combinations(range(1, len(sizes)), r)
+                    if (t := total(cuts)) is not None]
+        batches = plan_batches(lengths, budget, batch_cost=cost)
+        assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+        assert all(len(b) == 1 or len(b) * max(lengths[i] for i in b) <= budget for b in batches)
+        assert sum(len(b) * max(lengths[i] for i in b) + cost for b in batches) == min(feasible)
+
+
 def test_fp32_scores_do_not_depend_on_the_token_budget(rm):
     items = ITEMS + ITEMS[:4]  # duplicates too
     runs = [Scorer(rm, token_budget=b, precision="fp32").score(items) for b in (1, 100, 300, 100_000)]

@@ -7,8 +7,9 @@
 
 How it is fast (the card's recipe pads every input to 4,096 tokens and scores one at a time):
 identical inputs are encoded and scored once; sequences are sorted by length and cut into
-batches whose padded size (rows x longest) stays under `token_budget`, so padding is a few
-tokens per row, never up to max_length; encoders' last layer runs for the [CLS] row alone
+batches whose padded size (rows x longest) stays under `token_budget`, at the cut points where
+padding would cost more than another forward pass (`plan_batches`), so padding is ~2% of the
+tokens, never up to max_length; encoders' last layer runs for the [CLS] row alone
 (`models/cls_only.py`, ~7% fewer FLOPs); a decoder runs a conversation shared by several
 responses (a pair, best-of-n) once and only the responses after it (`models/prefix.py`);
 `torch.inference_mode`; bf16 autocast where the
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Literal, Sequence
 from rewardsmith.errors import RewardsmithError
 from rewardsmith.models.attention import use_causal_skip
 from rewardsmith.models.cls_only import cls_only_last_layer
-from rewardsmith.models.formatting import TruncationStats, collate, encode, plan_batches
+from rewardsmith.models.formatting import CPU_BATCH_COST, TruncationStats, collate, encode, plan_batches
 from rewardsmith.models.loading import RewardModel, is_causal_decoder, reward_forward
 from rewardsmith.models.prefix import group_by_prefix, shared_prefix_rewards
 
@@ -46,6 +47,11 @@ Precision = Literal["auto", "bf16", "fp32"]
 
 CPU_TOKEN_BUDGET = 2048
 GPU_TOKEN_BUDGET = 16384
+# What one more forward pass costs, in tokens, when the planner weighs padding against another
+# batch (formatting.plan_batches). CPU: measured (formatting.CPU_BATCH_COST). GPU: not measured
+# here (no GPU); a pass of a small model is launch-bound, ~3 ms for a few hundred kernels, while
+# a token costs microseconds, so padding is cheap there and batches stay large.
+GPU_BATCH_COST = 1024
 
 
 def default_token_budget(device="cpu") -> int:
@@ -53,6 +59,12 @@ def default_token_budget(device="cpu") -> int:
     (activations stay in cache; see the module docstring), 16384 on accelerators."""
     kind = getattr(device, "type", str(device)).split(":")[0]
     return CPU_TOKEN_BUDGET if kind == "cpu" else GPU_TOKEN_BUDGET
+
+
+def default_batch_cost(device="cpu") -> int:
+    """Tokens of padding worth one more forward pass: 32 on CPU (measured), 1024 on accelerators."""
+    kind = getattr(device, "type", str(device)).split(":")[0]
+    return CPU_BATCH_COST if kind == "cpu" else GPU_BATCH_COST
 
 
 @functools.cache
@@ -129,6 +141,7 @@ class Scorer:
         param = next(rm.model.parameters())
         self.device = param.device
         self.token_budget = token_budget if token_budget is not None else default_token_budget(self.device)
+        self.batch_cost = default_batch_cost(self.device)
         if precision == "fp32" and param.dtype != torch.float32:
             raise RewardsmithError(f"precision='fp32' but the model was loaded in {param.dtype}; "
                                    "load it with dtype='fp32' (the default) for fp32 scores")
@@ -178,7 +191,8 @@ class Scorer:
         rewards = [math.nan] * len(keys)
         # Decoders: responses to one conversation run its tokens once (models/prefix.py).
         groups, singles = group_by_prefix(keys) if self.share_prefix else ([], list(range(len(keys))))
-        batches = [[singles[i] for i in b] for b in plan_batches([len(keys[i]) for i in singles], self.token_budget)]
+        batches = [[singles[i] for i in b] for b in plan_batches([len(keys[i]) for i in singles], self.token_budget,
+                                                                      batch_cost=self.batch_cost)]
         self.prefix_tokens_skipped += sum((len(members) - 1) * shared for shared, members in groups)
         bar = None
         if self.progress:
@@ -190,7 +204,7 @@ class Scorer:
             if groups:
                 got = shared_prefix_rewards(self.rm.model, [(keys[m[0]][:shared], [keys[i][shared:] for i in m])
                                                             for shared, m in groups],
-                                            self.rm.pad_id, self.token_budget, self.device)
+                                            self.rm.pad_id, self.token_budget, self.device, self.batch_cost)
                 for (_, members), values in zip(groups, got):
                     for i, r in zip(members, values):
                         rewards[i] = r

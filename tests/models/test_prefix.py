@@ -95,3 +95,19 @@ def test_sharing_runs_fewer_tokens(decoder):
 def test_encoders_do_not_share(tiny_encoder_dir):
     rm = init_reward_model(tiny_encoder_dir, max_length=96)
     assert not Scorer(rm).share_prefix  # bidirectional: a prompt's states depend on the response
+
+
+def test_a_suffix_batch_leaves_the_prefix_cache_as_it_was(decoder):
+    from rewardsmith.models.prefix import _rows_of
+
+    base = decoder.model.base_model
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16]])
+    with torch.inference_mode():
+        cache = base(input_ids=ids, use_cache=True).past_key_values
+        before = [(layer.keys.clone(), layer.values.clone()) for layer in cache.layers]
+        rows = _rows_of(cache, torch.tensor([1, 1, 0]))
+        base(input_ids=torch.tensor([[20, 21], [22, 23], [24, 25]]), past_key_values=rows, use_cache=True,
+             position_ids=torch.tensor([[6, 7]] * 3))
+    for layer, (keys, values) in zip(cache.layers, before):
+        assert torch.equal(layer.keys, keys) and torch.equal(layer.values, values)
+    assert all(layer.keys.shape[0] == 3 for layer in rows.layers)  # the view grew instead, three rows

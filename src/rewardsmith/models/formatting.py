@@ -201,9 +201,22 @@ def collate(sequences: Sequence[Sequence[int]], pad_id: int, padding_side: str =
     return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
-def plan_batches(lengths: Sequence[int], token_budget: int, cached: int = 0) -> list[list[int]]:
-    """Indices grouped into batches: longest first, rows x longest <= token_budget (a single
-    sequence longer than the budget gets a batch of its own).
+# A forward pass of one short row costs about what 30-50 more tokens do on CPU (gemma-3-270m and
+# multilingual-e5-small in fp32 on a 2-core AVX2 EPYC: 95 ms for 1x8 tokens against 2.1 ms per
+# further token; 22 ms against 0.37 for e5), so the planner charges each batch 32 tokens there.
+CPU_BATCH_COST = 32
+
+
+def plan_batches(lengths: Sequence[int], token_budget: int, cached: int = 0,
+                 batch_cost: int = CPU_BATCH_COST) -> list[list[int]]:
+    """Indices grouped into batches, longest first, with the fewest padded tokens plus
+    `batch_cost` per forward pass: rows x longest <= token_budget (a single sequence longer than
+    the budget gets a batch of its own).
+
+    Filling each batch up to the budget pads badly where lengths fall fast (300, 200, 100, 50 in
+    one batch is 1200 tokens for 650 real), and more so for the few rows of a shared-prefix
+    suffix pass. So the sorted lengths are cut where padding would cost more than another pass:
+    an exact dynamic programme over the cut points, a batch costing rows x longest + batch_cost.
 
     cached: tokens each row attends to from a key/value cache (models/prefix.py): the keys and
     values every layer holds for the batch, rows x (cached + longest), stay under 8x the budget.
@@ -211,13 +224,23 @@ def plan_batches(lengths: Sequence[int], token_budget: int, cached: int = 0) -> 
     plan_batches([5, 100, 7, 98], 256) -> [[1, 3], [2, 0]]
     """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    sizes = [lengths[i] for i in order]
+    # best[j]: the least cost of batching order[:j]; start[j]: where its last batch begins.
+    # A batch order[i:j] is padded to sizes[i], its first (longest) row.
+    best = [0] + [0] * len(sizes)
+    start = [0] * (len(sizes) + 1)
+    for j in range(1, len(sizes) + 1):
+        best[j], start[j] = best[j - 1] + sizes[j - 1] + batch_cost, j - 1
+        for i in range(j - 2, -1, -1):
+            rows, longest = j - i, sizes[i]
+            if rows * longest > token_budget or rows * (cached + longest) > 8 * token_budget:
+                break  # earlier starts are longer still: none fits
+            cost = best[i] + rows * longest + batch_cost
+            if cost <= best[j]:  # ties: the larger batch, fewer passes
+                best[j], start[j] = cost, i
     batches: list[list[int]] = []
-    for i in order:
-        # Sorted descending, so the batch's first row is its longest.
-        if batches:
-            rows, longest = len(batches[-1]) + 1, lengths[batches[-1][0]]
-            if rows * longest <= token_budget and rows * (cached + longest) <= 8 * token_budget:
-                batches[-1].append(i)
-                continue
-        batches.append([i])
-    return batches
+    j = len(sizes)
+    while j:
+        batches.append(order[start[j]:j])
+        j = start[j]
+    return batches[::-1]

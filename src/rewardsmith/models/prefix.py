@@ -17,6 +17,8 @@ from __future__ import annotations
 import copy
 from typing import Sequence
 
+from rewardsmith.models.formatting import CPU_BATCH_COST, collate, plan_batches
+
 # A prefix shorter than this is a chat template's header ("<bos><start_of_turn>user\n"), not a
 # shared prompt: grouping on it saves nothing worth a separate pass.
 MIN_SHARED_PREFIX = 32
@@ -73,24 +75,35 @@ def group_by_prefix(sequences: Sequence[Sequence[int]], min_prefix: int = MIN_SH
     return groups, singles
 
 
+def _rows_of(cache, index):
+    """A cache of rows `index` of `cache`, leaving `cache` as it was for the next suffix batch.
+
+    A forward pass appends to the cache it is given, but by reassigning each layer's tensors
+    (torch.cat), never writing into them; so shallow copies of the layers, whose tensors
+    `batch_select_indices` replaces by indexed ones, copy the prefix's keys and values once
+    (deepcopy and then selecting copied them twice)."""
+    rows = copy.copy(cache)
+    rows.layers = [copy.copy(layer) for layer in cache.layers]
+    rows.batch_select_indices(index)
+    return rows
+
+
 def shared_prefix_rewards(model, groups: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]], pad_id: int,
-                          token_budget: int, device) -> list[list[float]]:
+                          token_budget: int, device, batch_cost: int = CPU_BATCH_COST) -> list[list[float]]:
     """Rewards of prefix + suffix for each (prefix, [suffix, ...]) group, each prefix run once.
 
     Prefixes of several groups run together, left-padded, so every row's last prefix token sits
     in the same column and its suffix follows with no gap: sliding-window attention, which
     counts columns, then sees what it would without padding. Suffix rows (right-padded) from all
-    those groups run next against their own prefix's cache rows, with the mask covering both
-    parts and positions continuing from each row's prefix length. A forward pass appends to the
-    cache it is given, so every suffix batch but the last gets a copy."""
+    those groups run next against their own prefix's cache rows (`_rows_of`), with the mask
+    covering both parts and positions continuing from each row's prefix length."""
     import torch
 
-    from rewardsmith.models.formatting import collate, plan_batches
     from rewardsmith.models.loading import score_head
 
     base = model.base_model
     rewards: list[list[float]] = [[0.0] * len(suffixes) for _, suffixes in groups]
-    for prefix_batch in plan_batches([len(p) for p, _ in groups], token_budget):
+    for prefix_batch in plan_batches([len(p) for p, _ in groups], token_budget, batch_cost=batch_cost):
         prefixes = collate([groups[g][0] for g in prefix_batch], pad_id, padding_side="left")
         prefix_mask = prefixes["attention_mask"].to(device)
         lengths = prefix_mask.sum(-1)  # (G,) each prefix's real length: its suffix's first position
@@ -98,14 +111,13 @@ def shared_prefix_rewards(model, groups: Sequence[tuple[Sequence[int], Sequence[
                      position_ids=(prefix_mask.cumsum(-1) - 1).clamp(min=0), use_cache=True).past_key_values
         rows = [(row, g, j) for row, g in enumerate(prefix_batch) for j in range(len(groups[g][1]))]
         batches = plan_batches([len(groups[g][1][j]) for _, g, j in rows], token_budget,
-                               cached=prefix_mask.shape[1])
-        for n, batch in enumerate(batches):
+                               cached=prefix_mask.shape[1], batch_cost=batch_cost)
+        for batch in batches:
             picked = [rows[i] for i in batch]
             suffix = collate([groups[g][1][j] for _, g, j in picked], pad_id)
             suffix_mask = suffix["attention_mask"].to(device)
             index = torch.tensor([row for row, _, _ in picked], device=device)
-            past = cache if n == len(batches) - 1 else copy.deepcopy(cache)
-            past.batch_select_indices(index)
+            past = _rows_of(cache, index)
             positions = lengths[index, None] + torch.arange(suffix_mask.shape[1], device=device)
             hidden = base(input_ids=suffix["input_ids"].to(device),
                           attention_mask=torch.cat([prefix_mask[index], suffix_mask], dim=1),
