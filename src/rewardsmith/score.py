@@ -8,7 +8,7 @@
 How it is fast (the card's recipe pads every input to 4,096 tokens and scores one at a time):
 identical inputs are encoded and scored once; sequences are sorted by length and cut into
 batches whose padded size (rows x longest) stays under `token_budget`, at the cut points where
-padding would cost more than another forward pass (`plan_batches`), so padding is ~2% of the
+padding would cost more than another forward pass (`plan_batches`), so padding is a few % of the
 tokens, never up to max_length; encoders' last layer runs for the [CLS] row alone
 (`models/cls_only.py`, ~7% fewer FLOPs); a decoder runs a conversation shared by several
 responses (a pair, best-of-n) once and only the responses after it (`models/prefix.py`);
@@ -62,7 +62,7 @@ def default_token_budget(device="cpu") -> int:
 
 
 def default_batch_cost(device="cpu") -> int:
-    """Tokens of padding worth one more forward pass: 32 on CPU (measured), 1024 on accelerators."""
+    """Tokens of padding worth one more forward pass: 64 on CPU (measured), 1024 on accelerators."""
     kind = getattr(device, "type", str(device)).split(":")[0]
     return CPU_BATCH_COST if kind == "cpu" else GPU_BATCH_COST
 

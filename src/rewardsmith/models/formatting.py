@@ -201,10 +201,13 @@ def collate(sequences: Sequence[Sequence[int]], pad_id: int, padding_side: str =
     return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
-# A forward pass of one short row costs about what 30-50 more tokens do on CPU (gemma-3-270m and
-# multilingual-e5-small in fp32 on a 2-core AVX2 EPYC: 95 ms for 1x8 tokens against 2.1 ms per
-# further token; 22 ms against 0.37 for e5), so the planner charges each batch 32 tokens there.
-CPU_BATCH_COST = 32
+# What one more forward pass costs on CPU, in tokens: fitting time = a + b x tokens over batches
+# of 256-2048 tokens (fp32, 2-core AVX2 EPYC) gave a = 35 ms = ~100 tokens for
+# multilingual-e5-small (0.35 ms/token) and 0-40 tokens for gemma-3-270m (2.1 ms/token); 64 sits
+# between. End to end, costs of 32, 64 and 128 were within this shared machine's noise (+-15%) on
+# whole sequences, where lengths are dense and greedy filling already pads only 3-14%; the gain is
+# in sparse length sets such as a shared-prefix suffix pass (110% padding greedy, 7-17% here).
+CPU_BATCH_COST = 64
 
 
 def plan_batches(lengths: Sequence[int], token_budget: int, cached: int = 0,
