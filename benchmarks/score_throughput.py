@@ -36,6 +36,10 @@ On a 2-core AMD EPYC with AVX2 only (no AVX-512: bf16 is emulated, so "auto" run
 matmul 178 GFLOP/s), 2026-12-03, best of 3: e5 @ 512 card 4.75, pipeline 4.84, rewardsmith 15.34
 (3.2x / 3.17x, MFU 71%). There the card recipe's MFU on real tokens is 22.6% (its padded FLOPs run
 at ~60% of the matmul rate), so 6x would need an MFU above 120%: unreachable by any scorer.
+Same machine, 2026-12-04 (fp32 matmul 150-157 GFLOP/s that day): gemma @ 4096 card 0.06,
+pipeline 0.68, rewardsmith 2.46 (40.3x / 3.62x, MFU 82%), compiled 2.43 (no gain without
+AVX-512); e5 @ 512 card 3.65, pipeline 4.44, rewardsmith 14.61 (4.0x / 3.29x, MFU 80%).
+Pairs, where a decoder runs the shared conversation once: benchmarks/shared_prefix.py.
 
 Where the time goes (torch.profiler): gemma eager 36% matmul, 14% attention, the rest element-wise
 (GELU, RMSNorm's fp32 casts, rotary); compiled with freezing the matmuls run at ~1.7 TFLOP/s and

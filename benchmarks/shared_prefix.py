@@ -5,8 +5,12 @@ process, one run. `Scorer.score_pairs` with share_prefix=False scores the chosen
 rejected sequence whole; with share_prefix=True (the default) the conversation both share runs
 once with a key/value cache and only the two responses after it (src/rewardsmith/models/prefix.py).
 Prints pairs/second of both, the ratio, the share of tokens skipped, and how far the rewards agree.
+--train times a training micro-batch instead: forward + backward of the trainer's RewardModule
+on make_batch's layouts (share_prefix off / on), --micro-batch pairs at a time, in fp32.
 
     python benchmarks/shared_prefix.py --model gemma-3-270m --n 48
+    python benchmarks/shared_prefix.py --model gemma-3-270m --n 32 --train
+    python benchmarks/shared_prefix.py --data-file ja-llm-judged/elyza-tasks-100.jsonl.gz --train
 
 Not a test: speed is printed as a ratio against the unshared run measured in the same process.
 """
@@ -30,6 +34,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--token-budget", type=int, default=None, help="Scorer token budget (default: the Scorer's)")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="the shared data folder")
+    p.add_argument("--data-file", default=HH_FILE, help=f"pairs inside --data (default {HH_FILE})")
+    p.add_argument("--train", action="store_true", help="time training forward + backward instead of scoring")
+    p.add_argument("--micro-batch", type=int, default=4, help="pairs per training micro-batch (default 4)")
     p.add_argument("--repeat", type=int, default=3, help="keep the fastest of this many runs (default 3)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -42,10 +49,13 @@ def main(argv: list[str] | None = None) -> None:
 
     hf_logging.set_verbosity_error()
     torch.manual_seed(args.seed)
-    rm = init_reward_model(args.model, max_length=args.max_length, dtype=scoring_dtype(args.precision))
-    pairs = load_pairs(str(args.data / HH_FILE)).pairs
+    rm = init_reward_model(args.model, max_length=args.max_length,
+                           dtype=torch.float32 if args.train else scoring_dtype(args.precision))
+    pairs = load_pairs(str(args.data / args.data_file)).pairs
     random.Random(args.seed).shuffle(pairs)
     pairs = pairs[: args.n]
+    if args.train:
+        return time_training(rm, pairs, args)
     whole = Scorer(rm, token_budget=args.token_budget, precision=args.precision, share_prefix=False)
     shared = Scorer(rm, token_budget=args.token_budget, precision=args.precision, share_prefix=True)
     if not shared.share_prefix:
@@ -81,6 +91,53 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nshared / whole: {t_whole / t_shared:.2f}x (tokens run: {tokens / (tokens - skipped):.2f}x fewer)")
     print(f"agreement: max |diff| {diff:.2g} ({diff / spread:.2g} of the score spread); "
           f"same preferred side in {agree}/{len(pairs)} pairs")
+
+
+def time_training(rm, pairs, args) -> None:
+    """Forward + backward of an epoch's micro-batches, whole layout vs shared prefix, alternated."""
+    from rewardsmith.loss import bradley_terry_loss
+    from rewardsmith.train.data import encode_pairs, make_batch, micro_batches, split_lengths
+    from rewardsmith.train.loop import RewardModule
+
+    encoded, report = encode_pairs(pairs, rm.tokenizer, rm.manifest, over_length="drop")
+    module = RewardModule(rm.model).train()
+    # Grouped as the trainer groups them: by length whole, by (prefix, suffix) length shared.
+    layouts = {share: [make_batch([encoded[i] for i in b], rm.pad_id, share_prefix=share)
+                       for b in micro_batches([split_lengths(p) if share else p.length for p in encoded],
+                                              args.micro_batch, args.seed, 0)]
+               for share in (False, True)}
+    chunks = layouts[True]
+
+    def step(batches):
+        losses = []
+        for batch in batches:
+            extra = {k: batch[k] for k in ("prefix_ids", "prefix_mask") if k in batch}
+            loss = bradley_terry_loss(module(batch["input_ids"], batch["attention_mask"], **extra))
+            loss.backward()
+            losses.append(loss.item() * len(batch["margin"]))  # summed over pairs: groupings differ
+        module.zero_grad(set_to_none=True)
+        return losses
+
+    step(layouts[True][:1]), step(layouts[False][:1])  # warm-up
+    best = {False: float("inf"), True: float("inf")}
+    for _ in range(args.repeat):
+        for share in (False, True):
+            losses, t = best_of(1, lambda: step(layouts[share]))
+            best[share] = min(best[share], t)
+            if share:
+                shared_losses = losses
+            else:
+                whole_losses = losses
+    count = {share: (sum(b["computed"] for b in layouts[share]), sum(b["padded"] for b in layouts[share]))
+             for share in (False, True)}
+    print(f"model {args.model}, training fwd+bwd, fp32, threads {torch.get_num_threads()}: {len(encoded)} pairs "
+          f"of {args.data_file} ({report.summary()}), micro-batches of {args.micro_batch}, "
+          f"{sum(1 for b in layouts[True] if 'prefix_ids' in b)}/{len(chunks)} of them shared")
+    for share, name in ((False, "whole"), (True, "shared prefix")):
+        print(f"{name:>14}: {best[share]:7.1f} s, tokens run {count[share][0]} real / {count[share][1]} padded")
+    print(f"\nshared / whole: {best[False] / best[True]:.2f}x (padded tokens run: "
+          f"{count[False][1] / count[True][1]:.2f}x fewer); summed loss {sum(whole_losses):.6f} whole, "
+          f"{sum(shared_losses):.6f} shared")
 
 
 if __name__ == "__main__":

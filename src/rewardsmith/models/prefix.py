@@ -24,7 +24,8 @@ from rewardsmith.models.formatting import CPU_BATCH_COST, collate, plan_batches
 MIN_SHARED_PREFIX = 32
 
 
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading ids a and b share."""
     n = min(len(a), len(b))
     i = 0
     while i < n and a[i] == b[i]:
@@ -42,7 +43,7 @@ def group_by_prefix(sequences: Sequence[Sequence[int]], min_prefix: int = MIN_SH
     whichever skips more tokens ((members - 1) x shared length), recursively. The shared part
     always leaves every member at least one token of its own (the one whose state is pooled)."""
     order = sorted(range(len(sequences)), key=lambda i: tuple(sequences[i]))
-    links = [_common_prefix(sequences[a], sequences[b]) for a, b in zip(order, order[1:])]
+    links = [common_prefix_length(sequences[a], sequences[b]) for a, b in zip(order, order[1:])]
     groups: list[tuple[int, list[int]]] = []
     singles: list[int] = []
 
@@ -88,42 +89,57 @@ def _rows_of(cache, index):
     return rows
 
 
-def shared_prefix_rewards(model, groups: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]], pad_id: int,
-                          token_budget: int, device, batch_cost: int = CPU_BATCH_COST) -> list[list[float]]:
-    """Rewards of prefix + suffix for each (prefix, [suffix, ...]) group, each prefix run once.
+def run_prefixes(base, input_ids, attention_mask):
+    """Left-padded prefixes (G, P) through the backbone: (their key/value cache, each one's length).
 
-    Prefixes of several groups run together, left-padded, so every row's last prefix token sits
-    in the same column and its suffix follows with no gap: sliding-window attention, which
-    counts columns, then sees what it would without padding. Suffix rows (right-padded) from all
-    those groups run next against their own prefix's cache rows (`_rows_of`), with the mask
-    covering both parts and positions continuing from each row's prefix length."""
+    Left padding puts every row's last prefix token in the same column, so its suffix follows
+    with no gap: sliding-window attention, which counts columns, then sees what it would without
+    padding. Positions start at 0 on each row's first real token."""
+    cache = base(input_ids=input_ids, attention_mask=attention_mask,
+                 position_ids=(attention_mask.cumsum(-1) - 1).clamp(min=0), use_cache=True).past_key_values
+    return cache, attention_mask.sum(-1)
+
+
+def run_suffixes(model, cache, prefix_mask, lengths, owners, input_ids, attention_mask):
+    """Rewards (N,) of right-padded suffixes (N, S), row n continuing prefix row owners[n].
+
+    The mask covers the owner's (padded) prefix and the suffix; positions continue from the
+    owner's prefix length; the reward is read at the suffix's last real token. `cache` is left
+    as it was (`_rows_of`), so several suffix batches can follow one prefix pass."""
     import torch
 
     from rewardsmith.models.loading import score_head
 
-    base = model.base_model
+    positions = lengths[owners, None] + torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    hidden = model.base_model(input_ids=input_ids, attention_mask=torch.cat([prefix_mask[owners], attention_mask], 1),
+                              position_ids=positions, past_key_values=_rows_of(cache, owners),
+                              use_cache=True).last_hidden_state
+    last = attention_mask.sum(-1) - 1
+    return score_head(model, hidden[torch.arange(len(owners), device=hidden.device), last])
+
+
+def shared_prefix_rewards(model, groups: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]], pad_id: int,
+                          token_budget: int, device, batch_cost: int = CPU_BATCH_COST) -> list[list[float]]:
+    """Rewards of prefix + suffix for each (prefix, [suffix, ...]) group, each prefix run once.
+
+    Prefixes of several groups run together (`run_prefixes`); suffix rows from all those groups
+    run next in batches of their own (`run_suffixes`), each against its prefix's cache rows."""
+    import torch
+
     rewards: list[list[float]] = [[0.0] * len(suffixes) for _, suffixes in groups]
     for prefix_batch in plan_batches([len(p) for p, _ in groups], token_budget, batch_cost=batch_cost):
-        prefixes = collate([groups[g][0] for g in prefix_batch], pad_id, padding_side="left")
-        prefix_mask = prefixes["attention_mask"].to(device)
-        lengths = prefix_mask.sum(-1)  # (G,) each prefix's real length: its suffix's first position
-        cache = base(input_ids=prefixes["input_ids"].to(device), attention_mask=prefix_mask,
-                     position_ids=(prefix_mask.cumsum(-1) - 1).clamp(min=0), use_cache=True).past_key_values
+        prefixes = {k: v.to(device) for k, v in
+                    collate([groups[g][0] for g in prefix_batch], pad_id, padding_side="left").items()}
+        cache, lengths = run_prefixes(model.base_model, **prefixes)
         rows = [(row, g, j) for row, g in enumerate(prefix_batch) for j in range(len(groups[g][1]))]
         batches = plan_batches([len(groups[g][1][j]) for _, g, j in rows], token_budget,
-                               cached=prefix_mask.shape[1], batch_cost=batch_cost)
+                               cached=prefixes["input_ids"].shape[1], batch_cost=batch_cost)
         for batch in batches:
             picked = [rows[i] for i in batch]
             suffix = collate([groups[g][1][j] for _, g, j in picked], pad_id)
-            suffix_mask = suffix["attention_mask"].to(device)
-            index = torch.tensor([row for row, _, _ in picked], device=device)
-            past = _rows_of(cache, index)
-            positions = lengths[index, None] + torch.arange(suffix_mask.shape[1], device=device)
-            hidden = base(input_ids=suffix["input_ids"].to(device),
-                          attention_mask=torch.cat([prefix_mask[index], suffix_mask], dim=1),
-                          position_ids=positions, past_key_values=past, use_cache=True).last_hidden_state
-            last = suffix_mask.sum(-1) - 1
-            pooled = hidden[torch.arange(len(picked), device=device), last]
-            for (_, g, j), r in zip(picked, score_head(model, pooled).tolist()):
+            owners = torch.tensor([row for row, _, _ in picked], device=device)
+            out = run_suffixes(model, cache, prefixes["attention_mask"], lengths, owners,
+                               suffix["input_ids"].to(device), suffix["attention_mask"].to(device))
+            for (_, g, j), r in zip(picked, out.tolist()):
                 rewards[g][j] = r
     return rewards

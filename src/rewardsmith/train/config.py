@@ -83,6 +83,9 @@ class TrainConfig:
     disable_dropout: bool = True  # as TRL's RewardConfig: dropout adds noise to r_c - r_r
     lora: LoraSpec | None = None
     group_by_length: bool = True
+    # Decoders: each pair's shared conversation runs once, then its two responses against that
+    # pass's key/value cache (models/prefix.py): the same loss and gradients, fewer tokens.
+    share_prefix: bool = True
     # Bookkeeping.
     seed: int = 42
     log_every: int = 10

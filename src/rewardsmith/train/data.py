@@ -120,8 +120,8 @@ def sample(pairs: list, limit: int | None, seed: int) -> list:
     return [pairs[i] for i in keep]
 
 
-def micro_batches(lengths: list[int], micro_batch_size: int, seed: int, epoch: int,
-                  group_by_length: bool = True, group_factor: int = 64) -> list[list[int]]:
+def micro_batches(lengths: list[int] | list[tuple[int, int]], micro_batch_size: int, seed: int, epoch: int,
+                  group_by_length: bool = True, group_factor: int = 64, strips: int = 8) -> list[list[int]]:
     """The epoch's micro-batches of pair indices, each exactly `micro_batch_size` long.
 
     Length grouping (as TRL/HF `group_by_length`): shuffle, cut into mega-groups of
@@ -130,6 +130,11 @@ def micro_batches(lengths: list[int], micro_batch_size: int, seed: int, epoch: i
     goes to padding, while the order stays random. The remainder (< micro_batch_size) is left out.
     The result depends only on (lengths, micro_batch_size, seed, epoch): the number of
     processes does not change it, and a resumed run rebuilds the same list.
+
+    (prefix, suffix) lengths (`split_lengths`, for make_batch's shared-prefix layout, which pads
+    the two apart): a mega-group is sorted by prefix length, cut into `strips` strips, and each
+    strip sorted by suffix length, so both paddings stay small (hh-rlhf pairs on gemma-3-270m,
+    4 pairs a micro-batch: 207k tokens run against 252k sorting by prefix alone, 271k unshared).
     """
     rng = random.Random(seed * 1_000_003 + epoch)
     order = list(range(len(lengths)))
@@ -137,27 +142,71 @@ def micro_batches(lengths: list[int], micro_batch_size: int, seed: int, epoch: i
     order = order[: len(order) - len(order) % micro_batch_size]
     if group_by_length:
         size = group_factor * micro_batch_size
-        order = [i for s in range(0, len(order), size)
-                 for i in sorted(order[s:s + size], key=lambda i: -lengths[i])]
+        two_d = bool(lengths) and isinstance(lengths[0], tuple)
+        grouped = []
+        for s in range(0, len(order), size):
+            group = order[s:s + size]
+            if not two_d:
+                grouped += sorted(group, key=lambda i: -lengths[i])
+                continue
+            group.sort(key=lambda i: -lengths[i][0])
+            strip = max(1, round(len(group) / micro_batch_size / strips)) * micro_batch_size
+            for t in range(0, len(group), strip):
+                grouped += sorted(group[t:t + strip], key=lambda i: -lengths[i][1])
+        order = grouped
     batches = [order[s:s + micro_batch_size] for s in range(0, len(order), micro_batch_size)]
     if group_by_length:
         rng.shuffle(batches)
     return batches
 
 
-def make_batch(pairs: list[EncodedPair], pad_id: int, padding_side: str = "right") -> dict:
-    """B pairs -> {"input_ids", "attention_mask": (2B, T), "margin": (B,), "tokens", "padded"}.
+def split_lengths(pair: EncodedPair) -> tuple[int, int]:
+    """(tokens both sides start with, longer side's tokens after them): the shared-prefix layout's
+    two padded widths. Each side keeps at least its last token, the one the reward is read at."""
+    from rewardsmith.models.prefix import common_prefix_length
+
+    shared = min(common_prefix_length(pair.chosen, pair.rejected), len(pair.chosen) - 1, len(pair.rejected) - 1)
+    return shared, pair.length - shared
+
+
+def make_batch(pairs: list[EncodedPair], pad_id: int, padding_side: str = "right",
+               share_prefix: bool = False, min_saving: int | None = None) -> dict:
+    """B pairs -> {"input_ids", "attention_mask": (2B, T), "margin": (B,), "tokens", "computed", "padded"}.
 
     Rows 0..B-1 are the chosen inputs, rows B..2B-1 the rejected inputs of the same pairs, so one
     forward pass scores both (the layout `loss.bradley_terry_loss` expects).
+
+    share_prefix (causal decoders only): the ids both sides of a pair start with become
+    "prefix_ids" / "prefix_mask" (B, P), left-padded, and "input_ids" / "attention_mask" hold
+    only what follows (right-padded), for `RewardModule` to run against the prefix's cache; each
+    side keeps at least its last token (`split_lengths`). Only where that runs at
+    least `min_saving` fewer tokens per pair (default `models.prefix.MIN_SHARED_PREFIX`, 32: a
+    chat template's header alone is not worth a second pass); otherwise the layout above.
+    "tokens" counts the pairs' real tokens either way; "computed" the real tokens run;
+    "padded" the tokens run, padding included.
     """
     import torch
 
     from rewardsmith.models import collate
+    from rewardsmith.models.prefix import MIN_SHARED_PREFIX
 
     sequences = [p.chosen for p in pairs] + [p.rejected for p in pairs]
+    tokens = sum(len(s) for s in sequences)
+    margin = torch.tensor([p.margin for p in pairs], dtype=torch.float32)
+    if share_prefix:
+        shared = [split_lengths(p)[0] for p in pairs]
+        suffixes = [p.chosen[k:] for p, k in zip(pairs, shared)] + [p.rejected[k:] for p, k in zip(pairs, shared)]
+        rows, width = len(pairs), max(len(s) for s in sequences)
+        padded = rows * max(shared) + 2 * rows * max(len(s) for s in suffixes)
+        saving = MIN_SHARED_PREFIX if min_saving is None else min_saving
+        if min(shared) >= 1 and padded + saving * rows <= 2 * rows * width:
+            prefix = collate([p.chosen[:k] for p, k in zip(pairs, shared)], pad_id, padding_side="left")
+            batch = dict(collate(suffixes, pad_id))
+            batch.update(prefix_ids=prefix["input_ids"], prefix_mask=prefix["attention_mask"], margin=margin,
+                         tokens=tokens, computed=sum(shared) + sum(len(s) for s in suffixes), padded=padded)
+            return batch
     batch = dict(collate(sequences, pad_id, padding_side))
-    batch["margin"] = torch.tensor([p.margin for p in pairs], dtype=torch.float32)
-    batch["tokens"] = sum(len(s) for s in sequences)  # real tokens
+    batch["margin"] = margin
+    batch["tokens"] = batch["computed"] = tokens  # real tokens
     batch["padded"] = int(batch["input_ids"].numel())  # tokens computed, padding included
     return batch

@@ -31,9 +31,10 @@ from pathlib import Path
 import torch
 
 from rewardsmith.errors import RewardsmithError
+from rewardsmith.models.loading import is_causal_decoder
 from rewardsmith.train.config import TrainConfig
 from rewardsmith.train.data import (EncodedPair, encode_pairs, make_batch, micro_batches, sample,
-                                    split_by_prompt)
+                                    split_by_prompt, split_lengths)
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class TrainResult:
     output_dir: Path
     steps: int
     validation: dict  # accuracy, loss, n, ci95 and the same per language
-    tokens_per_second: float  # real (non-pad) training tokens per second of training
+    tokens_per_second: float  # the pairs' real (non-pad) tokens per second of training (a shared prefix counted twice)
     padding_fraction: float  # share of computed training tokens that were padding
     train_seconds: float
     encode_report: dict
@@ -148,9 +149,12 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     # ---------------------------------------------------------------- loop
     # Right padding everywhere: encoders read [CLS] at 0; decoders pool the last real token by mask.
     pad_id, padding_side = rm.pad_id, "right"
-    lengths = [p.length for p in train_pairs]
+    # Decoders: each pair's shared conversation runs once (make_batch, RewardModule.forward).
+    share = config.share_prefix and is_causal_decoder(rm.model)
+    # Shared layouts pad a prefix and a suffix apart, so they are grouped by both lengths.
+    lengths = [split_lengths(p) if share else p.length for p in train_pairs]
     epoch_batches: dict[int, list[list[int]]] = {}
-    tokens = padded = 0
+    tokens = computed = padded = 0
     train_time = 0.0
     val = None
     bar = _progress(total_steps, step, enabled=main and progress)
@@ -163,20 +167,21 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                                                   config.group_by_length)}
         step_batches = epoch_batches[epoch][index * per_step:(index + 1) * per_step]
         mine = step_batches[accelerator.process_index::world]  # this process's `accum` micro-batches
-        stats = torch.zeros(4)  # loss sum, correct, pairs, real tokens — summed over processes below
+        stats = torch.zeros(5)  # loss sum, correct, pairs, real tokens, real tokens run — summed over processes
         step_padded = 0
         for j, indices in enumerate(mine):
-            batch = make_batch([train_pairs[i] for i in indices], pad_id, padding_side)
+            batch = make_batch([train_pairs[i] for i in indices], pad_id, padding_side, share_prefix=share)
+            shared = {k: batch[k].to(accelerator.device) for k in ("prefix_ids", "prefix_mask") if k in batch}
             sync = j == len(mine) - 1  # gradients are all-reduced once, after the last micro-batch
             with contextlib.nullcontext() if sync else accelerator.no_sync(model):
                 rewards = model(batch["input_ids"].to(accelerator.device),
-                                batch["attention_mask"].to(accelerator.device))  # (2B,) chosen, then rejected
+                                batch["attention_mask"].to(accelerator.device), **shared)  # (2B,) chosen, then rejected
                 loss = bradley_terry_loss(rewards, batch["margin"] if config.use_margin else None,
                                           config.center_rewards_coef)
                 accelerator.backward(loss / accum)  # mean over the step's pairs: micro-batches are equal
             chosen, rejected = rewards.detach().reshape(2, -1)
             stats += torch.tensor([loss.item() * len(indices), (chosen > rejected).sum().item(), len(indices),
-                                   batch["tokens"]])
+                                   batch["tokens"], batch["computed"]])
             step_padded += batch["padded"]
         if config.max_grad_norm:
             accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -190,10 +195,11 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         elapsed = time.perf_counter() - t0
         train_time += elapsed
         tokens += int(stats[3])
-        padded += int(stats[4])
+        computed += int(stats[4])
+        padded += int(stats[5])
         row = {"step": step, "epoch": step / steps_per_epoch, "loss": float(stats[0] / stats[2]),
                "accuracy": float(stats[1] / stats[2]), "lr": scheduler.get_last_lr()[0],
-               "tokens_per_second": float(stats[3] / elapsed), "padding_fraction": float(1 - stats[3] / stats[4])}
+               "tokens_per_second": float(stats[3] / elapsed), "padding_fraction": float(1 - stats[4] / stats[5])}
         if bar:
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.2f}",
@@ -203,7 +209,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
 
         # ------------------------------------------------------------ eval and checkpoint
         if config.eval_every and step % config.eval_every == 0 and step < total_steps:
-            val = evaluate_pairs(model, val_pairs, accelerator, pad_id, padding_side, config.micro_batch_size * 2)
+            val = evaluate_pairs(model, val_pairs, accelerator, pad_id, padding_side, config.micro_batch_size * 2,
+                                 share_prefix=share)
             writer.write("val", {"step": step, **_flat(val)})
             model.train()
         if config.checkpoint_every and step % config.checkpoint_every == 0 or step == total_steps:
@@ -213,11 +220,11 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
 
     # ---------------------------------------------------------------- final eval and save
     val, val_rewards = evaluate_pairs(model, val_pairs, accelerator, pad_id, padding_side,
-                                      config.micro_batch_size * 2, return_rewards=True)
+                                      config.micro_batch_size * 2, return_rewards=True, share_prefix=share)
     writer.write("val", {"step": step, **_flat(val)})
     writer.close()
     result = TrainResult(out, step, val, tokens / train_time if train_time else 0.0,
-                         1 - tokens / padded if padded else 0.0, train_time,
+                         1 - computed / padded if padded else 0.0, train_time,
                          {"train": report.to_dict(), "validation": val_report.to_dict()})
     accelerator.wait_for_everyone()
     if main:
@@ -263,11 +270,18 @@ class RewardModule(torch.nn.Module):
         super().__init__()
         self.model = model  # a *ForSequenceClassification, or a peft model around one
 
-    def forward(self, input_ids, attention_mask):
+    def forward(self, input_ids, attention_mask, prefix_ids=None, prefix_mask=None):
+        """prefix_ids / prefix_mask (B, P), left-padded: a decoder's pairs as make_batch(share_prefix=
+        True) lays them out, each pair's shared start run once and input_ids (2B, S) after it."""
         from rewardsmith.models import reward_forward
         from rewardsmith.models.cls_only import cls_only_last_layer
+        from rewardsmith.models.prefix import run_prefixes, run_suffixes
 
         inner = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        if prefix_ids is not None:
+            cache, lengths = run_prefixes(inner.base_model, prefix_ids, prefix_mask)
+            owners = torch.arange(len(prefix_ids), device=prefix_ids.device).repeat(2)  # chosen, then rejected
+            return run_suffixes(inner, cache, prefix_mask, lengths, owners, input_ids, attention_mask)
         # Encoders: the last layer's rows other than [CLS] feed nothing the loss reads, so neither
         # pass computes them (~7% of a 12-layer encoder's FLOPs); decoders run as they are.
         with cls_only_last_layer(inner):
@@ -277,12 +291,13 @@ class RewardModule(torch.nn.Module):
 # -------------------------------------------------------------------- evaluation
 
 def evaluate_pairs(model, pairs: list[EncodedPair], accelerator, pad_id: int, padding_side: str,
-                   batch_size: int, return_rewards: bool = False):
+                   batch_size: int, return_rewards: bool = False, share_prefix: bool = False):
     """Pairwise accuracy and mean BT loss of `model` on `pairs`, overall and per language.
 
     Each process scores every world-th pair (length-sorted batches), then all results are
     gathered, so every process returns the same numbers. A tie (r_c == r_r) counts as wrong.
     Returns the metrics dict, and with return_rewards=True also all 2N rewards.
+    share_prefix: make_batch's shared-prefix layout where it saves tokens (causal decoders only).
     """
     from accelerate.utils import gather_object
 
@@ -293,10 +308,11 @@ def evaluate_pairs(model, pairs: list[EncodedPair], accelerator, pad_id: int, pa
     with torch.inference_mode():
         for s in range(0, len(mine), batch_size):
             idx = mine[s:s + batch_size]
-            batch = make_batch([pairs[i] for i in idx], pad_id, padding_side)
+            batch = make_batch([pairs[i] for i in idx], pad_id, padding_side, share_prefix=share_prefix)
+            shared = {k: batch[k].to(accelerator.device) for k in ("prefix_ids", "prefix_mask") if k in batch}
             with accelerator.autocast():
                 rewards = model(batch["input_ids"].to(accelerator.device),
-                                batch["attention_mask"].to(accelerator.device))
+                                batch["attention_mask"].to(accelerator.device), **shared)
             chosen, rejected = rewards.float().reshape(2, -1).cpu()
             results += [(i, float(c), float(r)) for i, c, r in zip(idx, chosen, rejected)]
     results = sorted(gather_object(results))
@@ -469,6 +485,10 @@ def _check_resume(out: Path, config: TrainConfig, resume: bool, write: bool) -> 
     current = json.loads(json.dumps(config.to_dict()))
     if resume and path.is_file():
         saved = json.loads(path.read_text())
+        # A run recorded before a setting existed ran with that setting's default.
+        for f in dataclasses.fields(TrainConfig):
+            if f.name not in saved and f.default is not dataclasses.MISSING:
+                saved[f.name] = json.loads(json.dumps(f.default))
         diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
         if diff:
             raise RewardsmithError(

@@ -1,0 +1,136 @@
+"""Training with a shared prefix: each pair's conversation runs once, with the same loss and gradients."""
+
+import pytest
+import torch
+
+from rewardsmith.loss import bradley_terry_loss
+from rewardsmith.models import init_reward_model
+from rewardsmith.train.data import EncodedPair, make_batch
+from rewardsmith.train.loop import RewardModule
+from tests.tiny_models import tiny_decoder
+
+
+def test_shared_layout_splits_each_pair_at_its_common_start():
+    pairs = [EncodedPair([1, 2, 3, 4, 5], [1, 2, 3, 9], 0.0, "en"), EncodedPair([1, 7, 8], [1, 7, 6, 6], 0.0, "ja")]
+    batch = make_batch(pairs, pad_id=0, share_prefix=True, min_saving=1)
+    assert batch["prefix_ids"].tolist() == [[1, 2, 3], [0, 1, 7]]  # left-padded
+    assert batch["prefix_mask"].tolist() == [[1, 1, 1], [0, 1, 1]]
+    assert batch["input_ids"].tolist() == [[4, 5], [8, 0], [9, 0], [6, 6]]  # chosen, then rejected
+    assert batch["tokens"] == 16 and batch["computed"] == 11 and batch["padded"] == 6 + 8
+    assert "prefix_ids" not in make_batch(pairs, pad_id=0, share_prefix=True)  # 1 token saved per pair < 32
+
+
+def test_no_shared_start_or_too_small_a_saving_keeps_the_whole_layout():
+    for pair, min_saving in ((EncodedPair([1, 2, 3], [4, 5], 0.0, "en"), 1),  # nothing in common
+                             (EncodedPair([1, 2], [1, 2, 3, 4, 5, 6, 7, 8], 0.0, "en"), 2)):  # saves 1 token
+        batch = make_batch([pair], pad_id=0, share_prefix=True, min_saving=min_saving)
+        assert "prefix_ids" not in batch and batch["computed"] == batch["tokens"]
+
+
+@pytest.fixture(scope="module", params=["llama", "gemma3"])
+def decoder(request, tmp_path_factory):
+    return tiny_decoder(tmp_path_factory.mktemp(request.param), seed=5, arch=request.param)
+
+
+def _loss_and_grads(path, pairs, share):
+    torch.manual_seed(0)
+    rm = init_reward_model(path, max_length=256)
+    module = RewardModule(rm.model).train()
+    batch = make_batch(pairs, rm.pad_id, share_prefix=share, min_saving=1)
+    assert ("prefix_ids" in batch) == share
+    extra = {k: batch[k] for k in ("prefix_ids", "prefix_mask") if k in batch}
+    rewards = module(batch["input_ids"], batch["attention_mask"], **extra)
+    loss = bradley_terry_loss(rewards)
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
+    return rewards.detach(), grads
+
+
+def test_shared_prefix_gives_the_same_rewards_and_gradients(decoder):
+    g = torch.Generator().manual_seed(1)
+    pairs = []
+    for n_prompt, n_c, n_r in [(20, 5, 9), (13, 7, 2), (30, 1, 4)]:  # 13 + 7 > the 8-token sliding window
+        prompt = torch.randint(5, 200, (n_prompt,), generator=g).tolist()
+        pairs.append(EncodedPair(prompt + torch.randint(5, 200, (n_c,), generator=g).tolist(),
+                                 prompt + torch.randint(5, 200, (n_r,), generator=g).tolist(), 0.0, "en"))
+    whole_r, whole_g = _loss_and_grads(decoder, pairs, share=False)
+    shared_r, shared_g = _loss_and_grads(decoder, pairs, share=True)
+    assert torch.allclose(whole_r, shared_r, atol=1e-5)
+    assert whole_g.keys() == shared_g.keys() and len(whole_g) > 5
+    for name, grad in whole_g.items():
+        assert torch.allclose(grad, shared_g[name], atol=1e-6, rtol=1e-4), name
+    assert any(grad.abs().max() > 0 for name, grad in whole_g.items() if "embed" in name)  # the prefix got gradient
+
+
+def test_training_a_decoder_with_and_without_sharing_ends_at_the_same_weights(tmp_path, tiny_decoder_dir,
+                                                                              monkeypatch):
+    import json
+
+    import yaml
+    from safetensors.torch import load_file
+
+    import rewardsmith.models.prefix as prefix
+    from rewardsmith.cli import main
+
+    rows = [{"prompt": [{"role": "user", "content": f"Question {i}: " + "please explain it slowly " * (8 + i % 5)}],
+             "chosen": "Sure, here is a careful answer." if i % 2 else "Happy to help, step by step.",
+             "rejected": "No.", "language": "en"} for i in range(48)]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    calls = []
+    real = prefix.run_prefixes
+    monkeypatch.setattr(prefix, "run_prefixes", lambda *a, **k: calls.append(1) or real(*a, **k))
+    weights = {}
+    for share in (False, True):
+        config = {"model": str(tiny_decoder_dir), "train_data": [str(data)], "output_dir": str(tmp_path / str(share)),
+                  "batch_size": 8, "micro_batch_size": 4, "lr": 3e-3, "max_length": 512, "val_fraction": 0.2,
+                  "max_steps": 4, "precision": "fp32", "seed": 0, "share_prefix": share,
+                  "group_by_length": False}  # the same micro-batches both ways (grouping keys differ)
+        path = tmp_path / f"{share}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        assert main(["train", "--config", str(path), "--no-progress"]) == 0
+        weights[share] = load_file(str(tmp_path / str(share) / "model.safetensors"))
+        assert bool(calls) == share  # the loop took the shared layout only when asked
+    for name, w in weights[False].items():
+        assert torch.allclose(w, weights[True][name], atol=1e-4), name
+    start = load_file(str(tiny_decoder_dir / "model.safetensors"))
+    assert any((weights[True][k] - v).abs().max() > 1e-3 for k, v in start.items()
+               if k in weights[True] and weights[True][k].shape == v.shape)  # it trained
+    assert len(calls) > 4 * 2  # 4 steps x 2 micro-batches, then the validation batches
+
+
+def test_a_run_recorded_before_the_setting_existed_resumes(tmp_path):
+    import json
+
+    from rewardsmith.errors import RewardsmithError
+    from rewardsmith.train.config import DataSpec, TrainConfig
+    from rewardsmith.train.loop import _check_resume
+
+    config = TrainConfig(model="m", train_data=(DataSpec(source="d.jsonl"),), output_dir=str(tmp_path))
+    saved = json.loads(json.dumps(config.to_dict()))
+    del saved["share_prefix"]  # written by an older rewardsmith: it ran with the default
+    (tmp_path / "train_config.json").write_text(json.dumps(saved))
+    _check_resume(tmp_path, config, resume=True, write=False)
+    saved["lr"] = [1e-3]
+    (tmp_path / "train_config.json").write_text(json.dumps(saved))
+    with pytest.raises(RewardsmithError, match="lr changed"):
+        _check_resume(tmp_path, config, resume=True, write=False)
+
+
+def test_two_length_grouping_keeps_both_paddings_small():
+    import random
+
+    from rewardsmith.train.data import micro_batches
+
+    rng = random.Random(0)
+    lengths = [(rng.randint(10, 400), rng.randint(5, 300)) for _ in range(2048)]
+    batches = micro_batches(lengths, 4, seed=0, epoch=0)
+    assert sorted(i for b in batches for i in b) == list(range(2048)) and all(len(b) == 4 for b in batches)
+    assert batches == micro_batches(lengths, 4, seed=0, epoch=0)
+
+    def padded(batches):
+        return sum(len(b) * (max(lengths[i][0] for i in b) + 2 * max(lengths[i][1] for i in b)) for b in batches)
+
+    by_prefix = micro_batches([p for p, _ in lengths], 4, seed=0, epoch=0)
+    by_total = micro_batches([p + s for p, s in lengths], 4, seed=0, epoch=0)
+    assert padded(batches) < 0.8 * min(padded(by_prefix), padded(by_total))
