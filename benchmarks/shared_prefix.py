@@ -97,7 +97,7 @@ def time_training(rm, pairs, args) -> None:
     """Forward + backward of an epoch's micro-batches, whole layout vs shared prefix, alternated."""
     from rewardsmith.loss import bradley_terry_loss
     from rewardsmith.train.data import encode_pairs, make_batch, micro_batches, split_lengths
-    from rewardsmith.train.loop import RewardModule
+    from rewardsmith.train.loop import RewardModule, batch_rewards
 
     encoded, report = encode_pairs(pairs, rm.tokenizer, rm.manifest, over_length="drop")
     module = RewardModule(rm.model).train()
@@ -106,13 +106,11 @@ def time_training(rm, pairs, args) -> None:
                        for b in micro_batches([split_lengths(p) if share else p.length for p in encoded],
                                               args.micro_batch, args.seed, 0)]
                for share in (False, True)}
-    chunks = layouts[True]
 
     def step(batches):
         losses = []
         for batch in batches:
-            extra = {k: batch[k] for k in ("prefix_ids", "prefix_mask") if k in batch}
-            loss = bradley_terry_loss(module(batch["input_ids"], batch["attention_mask"], **extra))
+            loss = bradley_terry_loss(batch_rewards(module, batch, "cpu"))
             loss.backward()
             losses.append(loss.item() * len(batch["margin"]))  # summed over pairs: groupings differ
         module.zero_grad(set_to_none=True)
@@ -120,24 +118,21 @@ def time_training(rm, pairs, args) -> None:
 
     step(layouts[True][:1]), step(layouts[False][:1])  # warm-up
     best = {False: float("inf"), True: float("inf")}
+    losses = {}
     for _ in range(args.repeat):
         for share in (False, True):
-            losses, t = best_of(1, lambda: step(layouts[share]))
+            losses[share], t = best_of(1, lambda: step(layouts[share]))
             best[share] = min(best[share], t)
-            if share:
-                shared_losses = losses
-            else:
-                whole_losses = losses
     count = {share: (sum(b["computed"] for b in layouts[share]), sum(b["padded"] for b in layouts[share]))
              for share in (False, True)}
     print(f"model {args.model}, training fwd+bwd, fp32, threads {torch.get_num_threads()}: {len(encoded)} pairs "
           f"of {args.data_file} ({report.summary()}), micro-batches of {args.micro_batch}, "
-          f"{sum(1 for b in layouts[True] if 'prefix_ids' in b)}/{len(chunks)} of them shared")
+          f"{sum(1 for b in layouts[True] if 'prefix_ids' in b)}/{len(layouts[True])} of them shared")
     for share, name in ((False, "whole"), (True, "shared prefix")):
         print(f"{name:>14}: {best[share]:7.1f} s, tokens run {count[share][0]} real / {count[share][1]} padded")
     print(f"\nshared / whole: {best[False] / best[True]:.2f}x (padded tokens run: "
-          f"{count[False][1] / count[True][1]:.2f}x fewer); summed loss {sum(whole_losses):.6f} whole, "
-          f"{sum(shared_losses):.6f} shared")
+          f"{count[False][1] / count[True][1]:.2f}x fewer); summed loss {sum(losses[False]):.6f} whole, "
+          f"{sum(losses[True]):.6f} shared")
 
 
 if __name__ == "__main__":

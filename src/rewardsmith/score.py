@@ -54,17 +54,20 @@ GPU_TOKEN_BUDGET = 16384
 GPU_BATCH_COST = 1024
 
 
+def _is_cpu(device) -> bool:
+    """True for "cpu", torch.device("cpu"); False for "cuda:0", "mps", ..."""
+    return getattr(device, "type", str(device)).split(":")[0] == "cpu"
+
+
 def default_token_budget(device="cpu") -> int:
     """Padded tokens (rows x longest) per forward pass when the user gives none: 2048 on CPU
     (activations stay in cache; see the module docstring), 16384 on accelerators."""
-    kind = getattr(device, "type", str(device)).split(":")[0]
-    return CPU_TOKEN_BUDGET if kind == "cpu" else GPU_TOKEN_BUDGET
+    return CPU_TOKEN_BUDGET if _is_cpu(device) else GPU_TOKEN_BUDGET
 
 
 def default_batch_cost(device="cpu") -> int:
     """Tokens of padding worth one more forward pass: 64 on CPU (measured), 1024 on accelerators."""
-    kind = getattr(device, "type", str(device)).split(":")[0]
-    return CPU_BATCH_COST if kind == "cpu" else GPU_BATCH_COST
+    return CPU_BATCH_COST if _is_cpu(device) else GPU_BATCH_COST
 
 
 @functools.cache

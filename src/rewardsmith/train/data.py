@@ -8,6 +8,7 @@ same order).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -30,6 +31,14 @@ class EncodedPair:
     @property
     def length(self) -> int:  # both rows of a pair share the batch's padded length
         return max(len(self.chosen), len(self.rejected))
+
+    @functools.cached_property
+    def shared_length(self) -> int:
+        """Tokens both sides start with, leaving each at least its last token (the one the reward
+        is read at): computed once, read by both length grouping and make_batch every epoch."""
+        from rewardsmith.models.prefix import common_prefix_length
+
+        return min(common_prefix_length(self.chosen, self.rejected), len(self.chosen) - 1, len(self.rejected) - 1)
 
 
 @dataclass
@@ -162,11 +171,8 @@ def micro_batches(lengths: list[int] | list[tuple[int, int]], micro_batch_size: 
 
 def split_lengths(pair: EncodedPair) -> tuple[int, int]:
     """(tokens both sides start with, longer side's tokens after them): the shared-prefix layout's
-    two padded widths. Each side keeps at least its last token, the one the reward is read at."""
-    from rewardsmith.models.prefix import common_prefix_length
-
-    shared = min(common_prefix_length(pair.chosen, pair.rejected), len(pair.chosen) - 1, len(pair.rejected) - 1)
-    return shared, pair.length - shared
+    two padded widths (`EncodedPair.shared_length`)."""
+    return pair.shared_length, pair.length - pair.shared_length
 
 
 def make_batch(pairs: list[EncodedPair], pad_id: int, padding_side: str = "right",
@@ -179,7 +185,7 @@ def make_batch(pairs: list[EncodedPair], pad_id: int, padding_side: str = "right
     share_prefix (causal decoders only): the ids both sides of a pair start with become
     "prefix_ids" / "prefix_mask" (B, P), left-padded, and "input_ids" / "attention_mask" hold
     only what follows (right-padded), for `RewardModule` to run against the prefix's cache; each
-    side keeps at least its last token (`split_lengths`). Only where that runs at
+    side keeps at least its last token (`EncodedPair.shared_length`). Only where that runs at
     least `min_saving` fewer tokens per pair (default `models.prefix.MIN_SHARED_PREFIX`, 32: a
     chat template's header alone is not worth a second pass); otherwise the layout above.
     "tokens" counts the pairs' real tokens either way; "computed" the real tokens run;
@@ -194,7 +200,7 @@ def make_batch(pairs: list[EncodedPair], pad_id: int, padding_side: str = "right
     tokens = sum(len(s) for s in sequences)
     margin = torch.tensor([p.margin for p in pairs], dtype=torch.float32)
     if share_prefix:
-        shared = [split_lengths(p)[0] for p in pairs]
+        shared = [p.shared_length for p in pairs]
         suffixes = [p.chosen[k:] for p, k in zip(pairs, shared)] + [p.rejected[k:] for p, k in zip(pairs, shared)]
         rows, width = len(pairs), max(len(s) for s in sequences)
         padded = rows * max(shared) + 2 * rows * max(len(s) for s in suffixes)

@@ -171,11 +171,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         step_padded = 0
         for j, indices in enumerate(mine):
             batch = make_batch([train_pairs[i] for i in indices], pad_id, padding_side, share_prefix=share)
-            shared = {k: batch[k].to(accelerator.device) for k in ("prefix_ids", "prefix_mask") if k in batch}
             sync = j == len(mine) - 1  # gradients are all-reduced once, after the last micro-batch
             with contextlib.nullcontext() if sync else accelerator.no_sync(model):
-                rewards = model(batch["input_ids"].to(accelerator.device),
-                                batch["attention_mask"].to(accelerator.device), **shared)  # (2B,) chosen, then rejected
+                rewards = batch_rewards(model, batch, accelerator.device)  # (2B,) chosen, then rejected
                 loss = bradley_terry_loss(rewards, batch["margin"] if config.use_margin else None,
                                           config.center_rewards_coef)
                 accelerator.backward(loss / accum)  # mean over the step's pairs: micro-batches are equal
@@ -288,6 +286,12 @@ class RewardModule(torch.nn.Module):
             return reward_forward(inner, input_ids, attention_mask)
 
 
+def batch_rewards(model, batch: dict, device) -> torch.Tensor:
+    """(2B,) rewards of a make_batch batch through a (wrapped) RewardModule, in either layout."""
+    inputs = ("input_ids", "attention_mask", "prefix_ids", "prefix_mask")
+    return model(**{k: batch[k].to(device) for k in inputs if k in batch})
+
+
 # -------------------------------------------------------------------- evaluation
 
 def evaluate_pairs(model, pairs: list[EncodedPair], accelerator, pad_id: int, padding_side: str,
@@ -309,10 +313,8 @@ def evaluate_pairs(model, pairs: list[EncodedPair], accelerator, pad_id: int, pa
         for s in range(0, len(mine), batch_size):
             idx = mine[s:s + batch_size]
             batch = make_batch([pairs[i] for i in idx], pad_id, padding_side, share_prefix=share_prefix)
-            shared = {k: batch[k].to(accelerator.device) for k in ("prefix_ids", "prefix_mask") if k in batch}
             with accelerator.autocast():
-                rewards = model(batch["input_ids"].to(accelerator.device),
-                                batch["attention_mask"].to(accelerator.device), **shared)
+                rewards = batch_rewards(model, batch, accelerator.device)
             chosen, rejected = rewards.float().reshape(2, -1).cpu()
             results += [(i, float(c), float(r)) for i, c, r in zip(idx, chosen, rejected)]
     results = sorted(gather_object(results))
