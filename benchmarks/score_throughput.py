@@ -189,6 +189,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="time the pipeline and the Scorer this many times, keep the fastest (default 3): "
                         "a shared 2-core machine varies by 10-15%% between runs")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--target", type=float, default=6.0,
+                   help="a ratio to the card recipe, printed as the MFU it would need (default 6)")
     args = p.parse_args(argv)
 
     from transformers.utils import logging as hf_logging
@@ -254,6 +256,17 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\n{name} / card recipe: {rate[name] / rate['card recipe']:.1f}x")
         print(f"{name} / pipeline:    {rate[name] / rate['pipeline']:.2f}x")
         print(f"{name} MFU / matmul rate: {mfu[name]:.1%}")
+    # What a card ratio costs: the ratio is rewardsmith's MFU over the card's MFU on the same real
+    # tokens (times the FLOPs the Scorer skips), so a target ratio names the MFU it needs; above
+    # 100% no exact scorer in this precision reaches it on this machine.
+    # (The card's time per input does not depend on the input: every pass is max_length long.)
+    padded = model_flops(rm.model, [rm.manifest.max_length] * args.n_card)
+    padded_mfu = padded / t_card / peak
+    per_x = padded_mfu * (ours_useful / len(items)) / (padded / args.n_card)
+    print(f"\ncard recipe: its padded passes run at {padded_mfu:.0%} of the matmul rate, "
+          f"{padded / args.n_card / (useful / len(items)):.1f}x the FLOPs the inputs' real tokens need")
+    print(f"{args.target:g}x the card would need rewardsmith's MFU at {args.target * per_x:.0%} "
+          f"({per_x:.1%} per 1x of the card)")
     if args.compile:
         print(f"(one-time compile: {t_compile:.0f} s; compiled vs eager max |diff| "
               f"{max(abs(a - b) for a, b in zip(ours, ours_compiled)):.2g})")

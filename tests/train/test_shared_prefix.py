@@ -134,3 +134,47 @@ def test_two_length_grouping_keeps_both_paddings_small():
     by_prefix = micro_batches([p for p, _ in lengths], 4, seed=0, epoch=0)
     by_total = micro_batches([p + s for p, s in lengths], 4, seed=0, epoch=0)
     assert padded(batches) < 0.8 * min(padded(by_prefix), padded(by_total))
+
+
+def test_validation_with_a_shared_prefix_gives_the_same_rewards_in_pair_order(decoder):
+    from accelerate import Accelerator
+
+    from rewardsmith.train.loop import evaluate_pairs
+
+    g = torch.Generator().manual_seed(2)
+    pairs = []
+    for i in range(11):  # prompts and responses of mixed lengths, so the two sorts differ
+        prompt = torch.randint(5, 200, (int(torch.randint(3, 60, (1,), generator=g)),), generator=g).tolist()
+        c, r = (torch.randint(5, 200, (int(torch.randint(1, 20, (1,), generator=g)),), generator=g).tolist()
+                for _ in range(2))
+        pairs.append(EncodedPair(prompt + c, prompt + r, 0.0, "ja" if i % 3 else "ko"))
+    rm = init_reward_model(decoder, max_length=256)
+    module = RewardModule(rm.model)
+    accelerator = Accelerator(cpu=True)
+    whole, whole_r = evaluate_pairs(module, pairs, accelerator, rm.pad_id, "right", 4, return_rewards=True)
+    shared, shared_r = evaluate_pairs(module, pairs, accelerator, rm.pad_id, "right", 4, return_rewards=True,
+                                      share_prefix=True)
+    assert torch.allclose(torch.tensor(whole_r), torch.tensor(shared_r), atol=1e-5)
+    assert whole["accuracy"] == shared["accuracy"] and whole["by_language"].keys() == {"ja", "ko"}
+    # Pair order survives the sort: pair 0's chosen reward is what scoring pair 0 alone gives.
+    one, one_r = evaluate_pairs(module, pairs[:1], accelerator, rm.pad_id, "right", 4, return_rewards=True)
+    assert abs(one_r[0] - shared_r[0]) < 1e-5 and abs(one_r[1] - shared_r[len(pairs)]) < 1e-5
+
+
+def test_validation_sorts_a_shared_layout_by_both_lengths():
+    import random
+
+    from rewardsmith.train.data import length_sorted
+
+    rng = random.Random(1)
+    lengths = [(rng.randint(10, 400), rng.randint(5, 300)) for _ in range(1000)]
+    order = length_sorted(list(range(1000)), lengths, 8)
+    assert sorted(order) == list(range(1000))
+
+    def padded(order):
+        batches = [order[s:s + 8] for s in range(0, len(order), 8)]
+        return sum(len(b) * (max(lengths[i][0] for i in b) + 2 * max(lengths[i][1] for i in b)) for b in batches)
+
+    by_total = sorted(range(1000), key=lambda i: sum(lengths[i]))
+    assert padded(order) < 0.8 * padded(by_total)
+    assert length_sorted([2, 0, 1], [5, 9, 1], 2) == [1, 0, 2]  # plain lengths: longest first

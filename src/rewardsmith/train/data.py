@@ -14,6 +14,7 @@ import json
 import logging
 import random
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from rewardsmith.data.record import PreferencePair
@@ -151,22 +152,29 @@ def micro_batches(lengths: list[int] | list[tuple[int, int]], micro_batch_size: 
     order = order[: len(order) - len(order) % micro_batch_size]
     if group_by_length:
         size = group_factor * micro_batch_size
-        two_d = bool(lengths) and isinstance(lengths[0], tuple)
-        grouped = []
-        for s in range(0, len(order), size):
-            group = order[s:s + size]
-            if not two_d:
-                grouped += sorted(group, key=lambda i: -lengths[i])
-                continue
-            group.sort(key=lambda i: -lengths[i][0])
-            strip = max(1, round(len(group) / micro_batch_size / strips)) * micro_batch_size
-            for t in range(0, len(group), strip):
-                grouped += sorted(group[t:t + strip], key=lambda i: -lengths[i][1])
-        order = grouped
+        order = [i for s in range(0, len(order), size)
+                 for i in length_sorted(order[s:s + size], lengths, micro_batch_size, strips)]
     batches = [order[s:s + micro_batch_size] for s in range(0, len(order), micro_batch_size)]
     if group_by_length:
         rng.shuffle(batches)
     return batches
+
+
+def length_sorted(indices: list[int], lengths: Mapping[int, int] | Mapping[int, tuple[int, int]]
+                  | list[int] | list[tuple[int, int]], batch_size: int, strips: int = 8) -> list[int]:
+    """`indices` longest first, so consecutive `batch_size` slices pad little (`lengths[i]` is
+    index i's length).
+
+    Plain lengths sort once. (prefix, suffix) lengths (`split_lengths`) sort by prefix, are cut
+    into `strips` strips of whole batches, and each strip sorts by suffix: the shared-prefix
+    layout pads the two apart, and sorting by either alone leaves the other ragged.
+    """
+    if not indices or not isinstance(lengths[indices[0]], tuple):
+        return sorted(indices, key=lambda i: -lengths[i])
+    by_prefix = sorted(indices, key=lambda i: -lengths[i][0])
+    strip = max(1, round(len(by_prefix) / batch_size / strips)) * batch_size
+    return [i for t in range(0, len(by_prefix), strip)
+            for i in sorted(by_prefix[t:t + strip], key=lambda i: -lengths[i][1])]
 
 
 def split_lengths(pair: EncodedPair) -> tuple[int, int]:

@@ -33,8 +33,8 @@ import torch
 from rewardsmith.errors import RewardsmithError
 from rewardsmith.models.loading import is_causal_decoder
 from rewardsmith.train.config import TrainConfig
-from rewardsmith.train.data import (EncodedPair, encode_pairs, make_batch, micro_batches, sample,
-                                    split_by_prompt, split_lengths)
+from rewardsmith.train.data import (EncodedPair, encode_pairs, length_sorted, make_batch, micro_batches,
+                                    sample, split_by_prompt, split_lengths)
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +307,9 @@ def evaluate_pairs(model, pairs: list[EncodedPair], accelerator, pad_id: int, pa
 
     model.eval()
     mine = list(range(accelerator.process_index, len(pairs), accelerator.num_processes))
-    mine.sort(key=lambda i: pairs[i].length)
+    # The shared layout pads prefixes and responses apart, so it is sorted by both.
+    lengths = {i: split_lengths(pairs[i]) if share_prefix else pairs[i].length for i in mine}
+    mine = length_sorted(mine, lengths, batch_size)
     results = []
     with torch.inference_mode():
         for s in range(0, len(mine), batch_size):
