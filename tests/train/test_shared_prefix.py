@@ -72,11 +72,7 @@ def test_training_a_decoder_with_and_without_sharing_ends_at_the_same_weights(tm
     import rewardsmith.models.prefix as prefix
     from rewardsmith.cli import main
 
-    rows = [{"prompt": [{"role": "user", "content": f"Question {i}: " + "please explain it slowly " * (8 + i % 5)}],
-             "chosen": "Sure, here is a careful answer." if i % 2 else "Happy to help, step by step.",
-             "rejected": "No.", "language": "en"} for i in range(48)]
-    data = tmp_path / "pairs.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = _prefix_rows(tmp_path / "pairs.jsonl")
     calls = []
     real = prefix.run_prefixes
     monkeypatch.setattr(prefix, "run_prefixes", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -178,3 +174,71 @@ def test_validation_sorts_a_shared_layout_by_both_lengths():
     by_total = sorted(range(1000), key=lambda i: sum(lengths[i]))
     assert padded(order) < 0.8 * padded(by_total)
     assert length_sorted([2, 0, 1], [5, 9, 1], 2) == [1, 0, 2]  # plain lengths: longest first
+
+
+def _prefix_rows(path, n=48):
+    import json
+
+    rows = [{"prompt": [{"role": "user", "content": f"Question {i}: " + "please explain it slowly " * (8 + i % 5)}],
+             "chosen": "Sure, here is a careful answer." if i % 2 else "Happy to help, step by step.",
+             "rejected": "No.", "language": "en"} for i in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _env():
+    import os
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONHASHSEED="0", PYTHONPATH=f"{root / 'src'}{os.pathsep}{root}")
+
+
+def test_two_processes_on_gloo_train_a_shared_prefix_as_one_process(tmp_path, tiny_decoder_dir):
+    """DDP: the backbone runs twice (prefixes, then responses) before one backward; gradients are
+    all-reduced once, so 2 processes end at the 1-process weights."""
+    import subprocess
+    import sys
+
+    import yaml
+    from safetensors.torch import load_file
+
+    config = {"model": str(tiny_decoder_dir), "train_data": [str(_prefix_rows(tmp_path / "pairs.jsonl"))],
+              "batch_size": 8, "micro_batch_size": 2, "lr": 3e-3, "max_length": 512, "val_fraction": 0.2,
+              "max_steps": 4, "precision": "fp32", "seed": 0}  # share_prefix: the default
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    logs = {}
+    for world in (1, 2):
+        launch = (["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                   "--mixed_precision", "no", "--dynamo_backend", "no"] if world == 2 else [])
+        run = subprocess.run([sys.executable, *launch, "-m", "rewardsmith", "train", "--config", str(tmp_path / "c.yaml"),
+                              "--output_dir", str(tmp_path / str(world)), "--no-progress"],
+                             env=_env(), capture_output=True, text=True, timeout=900)
+        logs[world] = run.stdout + run.stderr
+        assert run.returncode == 0, logs[world]
+        assert "share_prefix: each pair's shared conversation runs once" in logs[world]
+    assert "2 processes x 2 micro-batches" in logs[2] and "1 processes x 4 micro-batches" in logs[1]
+    one, two = (load_file(str(tmp_path / str(w) / "model.safetensors")) for w in (1, 2))
+    for name, w in one.items():
+        assert torch.allclose(w, two[name], rtol=0, atol=2e-5), name
+
+
+def test_fsdp2_cannot_train_a_shared_prefix_so_the_trainer_detects_it(tiny_decoder_dir):
+    """FSDP2 (fully_shard per layer, 2 gloo processes) trains the whole layout exactly, fails in
+    backward on the shared one; shards_parameters names the wrapper, so the trainer falls back.
+    If a torch release makes the shared layout train, this fails: let the trainer share again."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).with_name("fsdp2_shared_prefix.py")
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script),
+                          str(tiny_decoder_dir)], env=_env(), capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    assert len(results) == 2, run.stdout + run.stderr
+    for r in results:
+        assert r["detected"] == "FSDP" and r["unwrapped"] is None
+        assert r["grads"] and r["whole_rewards"] < 1e-5 and r["whole_grads"] < 1e-6
+        assert r["shared"].startswith("failed"), r["shared"]

@@ -151,6 +151,15 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     pad_id, padding_side = rm.pad_id, "right"
     # Decoders: each pair's shared conversation runs once (make_batch, RewardModule.forward).
     share = config.share_prefix and is_causal_decoder(rm.model)
+    sharding = shards_parameters(model) if share else None
+    if sharding:
+        share = False
+        if main:
+            log.warning("share_prefix is off under %s: it frees a layer's gathered weights after that layer's "
+                        "backward, before the prefix pass's keys and values (read through the cache) reach "
+                        "them; each pair runs whole instead", sharding)
+    elif share and main:
+        log.info("share_prefix: each pair's shared conversation runs once, its responses against its cache")
     # Shared layouts pad a prefix and a suffix apart, so they are grouped by both lengths.
     lengths = [split_lengths(p) if share else p.length for p in train_pairs]
     epoch_batches: dict[int, list[list[int]]] = {}
@@ -362,6 +371,27 @@ def _flat(metrics: dict) -> dict:
 
 
 # -------------------------------------------------------------------- setup helpers
+
+def shards_parameters(model) -> str | None:
+    """The name of the wrapper ("FSDP", "DeepSpeed ZeRO-3") when a prepared model's weights are
+    gathered for each module call and freed again after its backward, else None.
+
+    Such wrappers cannot train the shared-prefix layout: a decoder layer runs twice (prefix, then
+    responses), and the prefix's keys and values reach its projections' backward through the
+    cache, not through the layer's output, so after the layer's post-backward has freed the
+    gathered weights (FSDP2 on 2 gloo processes: "setStorage ... out of bounds for storage of
+    size 0"). DDP keeps whole weights on every process and trains it as one process does.
+    """
+    from torch.distributed import fsdp
+
+    wrappers = tuple(getattr(fsdp, name) for name in ("FSDPModule", "FullyShardedDataParallel")
+                     if hasattr(fsdp, name))
+    if any(isinstance(m, wrappers) for m in model.modules()):
+        return "FSDP"
+    if any(hasattr(p, "ds_id") for p in model.parameters()):  # ZeRO-3 partitions each parameter
+        return "DeepSpeed ZeRO-3"
+    return None
+
 
 def _has_accelerator() -> bool:
     xpu = getattr(torch, "xpu", None)
