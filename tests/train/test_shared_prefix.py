@@ -218,6 +218,7 @@ def test_two_processes_on_gloo_train_a_shared_prefix_as_one_process(tmp_path, ti
         assert run.returncode == 0, logs[world]
         assert "share_prefix: each pair's shared conversation runs once" in logs[world]
     assert "2 processes x 2 micro-batches" in logs[2] and "1 processes x 4 micro-batches" in logs[1]
+    assert logs[2].count("| held-out |") == 1  # one results table, not one per process
     one, two = (load_file(str(tmp_path / str(w) / "model.safetensors")) for w in (1, 2))
     for name, w in one.items():
         assert torch.allclose(w, two[name], rtol=0, atol=2e-5), name
