@@ -76,17 +76,24 @@ def test_training_a_decoder_with_and_without_sharing_ends_at_the_same_weights(tm
     calls = []
     real = prefix.run_prefixes
     monkeypatch.setattr(prefix, "run_prefixes", lambda *a, **k: calls.append(1) or real(*a, **k))
-    weights = {}
+    weights, losses = {}, {}
     for share in (False, True):
         config = {"model": str(tiny_decoder_dir), "train_data": [str(data)], "output_dir": str(tmp_path / str(share)),
                   "batch_size": 8, "micro_batch_size": 4, "lr": 3e-3, "max_length": 512, "val_fraction": 0.2,
-                  "max_steps": 4, "precision": "fp32", "seed": 0, "share_prefix": share,
-                  "group_by_length": False}  # the same micro-batches both ways (grouping keys differ)
+                  "max_steps": 4, "precision": "fp32", "seed": 0, "share_prefix": share, "log_every": 1,
+                  "group_by_length": False,  # the same micro-batches both ways (grouping keys differ)
+                  # Adam divides by sqrt(v) + eps: at the default 1e-8 a gradient element near zero turns
+                  # float rounding, which differs between the two layouts and between CPUs' kernels, into
+                  # a step of up to lr (4.7e-5 apart on an AVX2 EPYC, > 1e-4 on CI). 1e-5 bounds it.
+                  "adam_eps": 1e-5}
         path = tmp_path / f"{share}.yaml"
         path.write_text(yaml.safe_dump(config))
         assert main(["train", "--config", str(path), "--no-progress"]) == 0
         weights[share] = load_file(str(tmp_path / str(share) / "model.safetensors"))
+        rows = [json.loads(line) for line in (tmp_path / str(share) / "metrics.jsonl").read_text().splitlines()]
+        losses[share] = [r["loss"] for r in rows if r["split"] == "train"]
         assert bool(calls) == share  # the loop took the shared layout only when asked
+    assert len(losses[True]) == 4 and torch.allclose(torch.tensor(losses[False]), torch.tensor(losses[True]), atol=1e-5)
     for name, w in weights[False].items():
         assert torch.allclose(w, weights[True][name], atol=1e-4), name
     start = load_file(str(tiny_decoder_dir / "model.safetensors"))
@@ -144,9 +151,15 @@ def test_validation_with_a_shared_prefix_gives_the_same_rewards_in_pair_order(de
         c, r = (torch.randint(5, 200, (int(torch.randint(1, 20, (1,), generator=g)),), generator=g).tolist()
                 for _ in range(2))
         pairs.append(EncodedPair(prompt + c, prompt + r, 0.0, "ja" if i % 3 else "ko"))
+    from accelerate.state import AcceleratorState
+
     rm = init_reward_model(decoder, max_length=256)
     module = RewardModule(rm.model)
-    accelerator = Accelerator(cpu=True)
+    # accelerate's state is a process-wide singleton: a bare Accelerator() inherits the precision of
+    # an earlier test's train() ("auto" = bf16 on an AMX CPU), and bf16 rewards differ in the third
+    # decimal. Compare in fp32.
+    AcceleratorState._reset_state(reset_partial_state=True)
+    accelerator = Accelerator(cpu=True, mixed_precision="no")
     whole, whole_r = evaluate_pairs(module, pairs, accelerator, rm.pad_id, "right", 4, return_rewards=True)
     shared, shared_r = evaluate_pairs(module, pairs, accelerator, rm.pad_id, "right", 4, return_rewards=True,
                                       share_prefix=True)
@@ -205,7 +218,8 @@ def test_two_processes_on_gloo_train_a_shared_prefix_as_one_process(tmp_path, ti
 
     config = {"model": str(tiny_decoder_dir), "train_data": [str(_prefix_rows(tmp_path / "pairs.jsonl"))],
               "batch_size": 8, "micro_batch_size": 2, "lr": 3e-3, "max_length": 512, "val_fraction": 0.2,
-              "max_steps": 4, "precision": "fp32", "seed": 0}  # share_prefix: the default
+              "max_steps": 4, "precision": "fp32", "seed": 0,  # share_prefix: the default
+              "adam_eps": 1e-5}  # all-reduce sums in another order: bound Adam's step on near-zero gradients
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     logs = {}
     for world in (1, 2):
