@@ -18,6 +18,18 @@ FIXTURES = Path(__file__).parent / "fixtures"
 os.environ.setdefault("REWARDSMITH_HOME", str(ROOT / ".cache" / "rewardsmith"))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    """accelerate keeps its state, the mixed precision above all, in a process-wide singleton: a bare
+    Accelerator() takes whatever an earlier test's train() chose ("auto" = bf16 on an AMX CPU, fp32
+    on AVX2), so a test would pass or fail by the order it ran in and the CPU. Each starts clean."""
+    if "accelerate.state" in sys.modules:
+        from accelerate.state import AcceleratorState, GradientState
+
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data: CI and developer machines have it; tests that need it say so by using this."""

@@ -151,15 +151,9 @@ def test_validation_with_a_shared_prefix_gives_the_same_rewards_in_pair_order(de
         c, r = (torch.randint(5, 200, (int(torch.randint(1, 20, (1,), generator=g)),), generator=g).tolist()
                 for _ in range(2))
         pairs.append(EncodedPair(prompt + c, prompt + r, 0.0, "ja" if i % 3 else "ko"))
-    from accelerate.state import AcceleratorState
-
     rm = init_reward_model(decoder, max_length=256)
     module = RewardModule(rm.model)
-    # accelerate's state is a process-wide singleton: a bare Accelerator() inherits the precision of
-    # an earlier test's train() ("auto" = bf16 on an AMX CPU), and bf16 rewards differ in the third
-    # decimal. Compare in fp32.
-    AcceleratorState._reset_state(reset_partial_state=True)
-    accelerator = Accelerator(cpu=True, mixed_precision="no")
+    accelerator = Accelerator(cpu=True, mixed_precision="no")  # bf16 rewards differ in the third decimal
     whole, whole_r = evaluate_pairs(module, pairs, accelerator, rm.pad_id, "right", 4, return_rewards=True)
     shared, shared_r = evaluate_pairs(module, pairs, accelerator, rm.pad_id, "right", 4, return_rewards=True,
                                       share_prefix=True)
