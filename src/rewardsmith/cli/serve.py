@@ -43,8 +43,8 @@ def register(subparsers) -> None:
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=d.precision,
                    help="scoring precision; auto = bf16 where the hardware has it (default: %(default)s)")
     p.add_argument("--compile", action="store_true",
-                   help="torch.compile the forward pass: ~3x faster per batch on the decoders after a "
-                   "one-time compile of minutes at startup")
+                   help="torch.compile the forward pass, after a one-time compile of 1-2 minutes at startup; "
+                   "1.0-1.25x faster by the CPU (see rewardsmith score --help)")
     p.add_argument("--token-budget", type=int, default=d.token_budget,
                    help="padded tokens per forward pass (rows x longest); forward passes draw on every "
                    "request in flight (default: 2048 on CPU, where small batches stay in cache; 16384 on GPU)")
