@@ -50,6 +50,7 @@ def run(args) -> int:
 
     import yaml
 
+    from rewardsmith.train import is_main_process
     from rewardsmith.train.config import load_config
 
     overrides = {}
@@ -67,22 +68,16 @@ def run(args) -> int:
         from rewardsmith.train.sweep import sweep, table
 
         rows, best = sweep(config, resume=args.resume, progress=not args.no_progress)
-        if _rank() == 0:
+        if is_main_process():
             print(table(rows, best))
             print(f"best: lr {best['lr']:g} -> {best['output_dir']} (also {config.output_dir}/best)")
         return 0
     from rewardsmith.train.loop import train
 
     result = train(config, resume=args.resume, progress=not args.no_progress)
-    if _rank() == 0:  # under `accelerate launch` every process gets the same result: one table
+    if is_main_process():  # under `accelerate launch` every process gets the same result: one table
         print(summary(result))
     return 0
-
-
-def _rank() -> int:
-    import os
-
-    return int(os.environ.get("RANK", "0"))
 
 
 def summary(result) -> str:

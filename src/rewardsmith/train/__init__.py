@@ -6,7 +6,15 @@
 Importing this package imports no torch; `train` and `sweep` do, when called.
 """
 
+import os
+
 from rewardsmith.train.config import DataSpec, LoraSpec, TrainConfig, load_config, parse_overrides
+
+
+def is_main_process() -> bool:
+    """True on rank 0 of an `accelerate launch` / torchrun job, and in a plain single process: the one
+    that writes shared files and prints results every process computed alike."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def train(config, **kwargs):
@@ -16,4 +24,4 @@ def train(config, **kwargs):
     return _train(config, **kwargs)
 
 
-__all__ = ["DataSpec", "LoraSpec", "TrainConfig", "load_config", "parse_overrides", "train"]
+__all__ = ["DataSpec", "LoraSpec", "TrainConfig", "is_main_process", "load_config", "parse_overrides", "train"]

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
+from rewardsmith.train import is_main_process
 from rewardsmith.train.config import TrainConfig
 
 
@@ -44,7 +44,7 @@ def sweep(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                      "steps": result["steps"], "output_dir": str(sub.output_dir)})
     best = max(rows, key=lambda r: (r["accuracy"], -r["loss"]))
     out = Path(config.output_dir)
-    if _is_main():
+    if is_main_process():
         (out / "sweep.json").write_text(json.dumps({"runs": rows, "best": best}, indent=2) + "\n")
         (out / "sweep.md").write_text(table(rows, best) + "\n")
         link = out / "best"
@@ -65,7 +65,3 @@ def table(rows: list[dict], best: dict) -> str:
         lines.append(f"| {r['lr']:g}{mark} | {r['accuracy']:.3f} | {r['ci95'][0]:.3f}–{r['ci95'][1]:.3f} | "
                      f"{r['loss']:.4f} | {per} | {r['steps']} |")
     return "\n".join(lines)
-
-
-def _is_main() -> bool:
-    return os.environ.get("RANK", "0") == "0"
