@@ -20,14 +20,13 @@ os.environ.setdefault("REWARDSMITH_HOME", str(ROOT / ".cache" / "rewardsmith"))
 
 @pytest.fixture(autouse=True)
 def _fresh_accelerate_state():
-    """accelerate keeps its state, the mixed precision above all, in a process-wide singleton: a bare
-    Accelerator() takes whatever an earlier test's train() chose ("auto" = bf16 on an AMX CPU, fp32
-    on AVX2), so a test would pass or fail by the order it ran in and the CPU. Each starts clean."""
+    """A bare Accelerator() takes the precision an earlier test's train() chose ("auto" = bf16 on a
+    CPU with avx512_bf16 or AMX, fp32 on AVX2), so a test would pass or fail by the order it ran in
+    and the CPU. Each starts clean (once accelerate is loaded: tests that never use it never import it)."""
     if "accelerate.state" in sys.modules:
-        from accelerate.state import AcceleratorState, GradientState
+        from rewardsmith.train.loop import fresh_accelerate_state
 
-        AcceleratorState._reset_state(reset_partial_state=True)
-        GradientState._reset_state()
+        fresh_accelerate_state()
 
 
 @pytest.fixture(scope="session")

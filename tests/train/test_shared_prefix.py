@@ -84,7 +84,7 @@ def test_training_a_decoder_with_and_without_sharing_ends_at_the_same_weights(tm
                   "group_by_length": False,  # the same micro-batches both ways (grouping keys differ)
                   # Adam divides by sqrt(v) + eps: at the default 1e-8 a gradient element near zero turns
                   # float rounding, which differs between the two layouts and between CPUs' kernels, into
-                  # a step of up to lr (4.7e-5 apart on an AVX2 EPYC, > 1e-4 on CI). 1e-5 bounds it.
+                  # a step of up to lr (4.7e-5 apart on a Zen 4 EPYC, > 1e-4 on CI). 1e-5 bounds it.
                   "adam_eps": 1e-5}
         path = tmp_path / f"{share}.yaml"
         path.write_text(yaml.safe_dump(config))

@@ -74,14 +74,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     # ---------------------------------------------------------------- setup
     # cpu=True on machines without an accelerator makes several processes use gloo (MULTI_CPU);
     # without it accelerate would run each launched process alone.
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        # accelerate keeps its state in a process-wide singleton that refuses a second precision;
-        # a sweep, a notebook or a test suite calls train() several times in one process, so start
-        # each single-process run from a clean state (launched multi-process runs keep theirs).
-        from accelerate.state import AcceleratorState, GradientState
-
-        AcceleratorState._reset_state(reset_partial_state=True)
-        GradientState._reset_state()
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # launched multi-process runs keep theirs
+        fresh_accelerate_state()
     accelerator = Accelerator(mixed_precision=_mixed_precision(config.precision), cpu=not _has_accelerator())
     main = accelerator.is_main_process
     world = accelerator.num_processes
@@ -391,6 +385,16 @@ def shards_parameters(model) -> str | None:
     if any(hasattr(p, "ds_id") for p in model.parameters()):  # ZeRO-3 partitions each parameter
         return "DeepSpeed ZeRO-3"
     return None
+
+
+def fresh_accelerate_state() -> None:
+    """Forget accelerate's process-wide state. It is a singleton that refuses a second precision,
+    and a bare Accelerator() takes the first one's; a sweep, a notebook or a test suite calls
+    train() several times in one process, so each run starts clean."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
 
 
 def _has_accelerator() -> bool:
