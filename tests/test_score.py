@@ -10,7 +10,7 @@ import torch
 from rewardsmith.data.record import PreferencePair
 from rewardsmith.errors import RewardsmithError
 from rewardsmith.models import collate, encode, init_reward_model, reward_forward
-from rewardsmith.score import Scorer, plan_batches
+from rewardsmith.score import Scorer, plan_batches, preference_probability
 
 PROMPTS = ["How do I boil an egg?", "栄養バランスの良い食事とは何ですか？", "광화문에 어떻게 가나요?"]
 RESPONSES = ["Nine minutes.", "主食、主菜、副菜をそろえることです。", "지하철 5호선 광화문역에서 내리세요.",
@@ -196,3 +196,10 @@ def test_bf16_on_a_cpu_without_native_bf16_is_warned_about(native, monkeypatch, 
             assert _mixed_precision("auto") == ("bf16" if native else "no")
     warnings = [r for r in caplog.records if "emulates bf16" in r.getMessage()]
     assert len(warnings) == (0 if native else (1 if torch.cuda.is_available() else 2))
+
+
+def test_preference_probability_is_safe_for_large_differences():
+    # The library, the CLI's compare and the server's /compare all use it: rewards 1000 apart
+    # must give 1 and 0, not an OverflowError from exp(1000).
+    assert preference_probability(1000.0, 0.0) == 1.0 and preference_probability(0.0, 1000.0) == 0.0
+    assert preference_probability(0.8, 0.5) == pytest.approx(1 / (1 + math.exp(-0.3)))

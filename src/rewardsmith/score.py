@@ -243,12 +243,16 @@ class Scorer:
 
     def compare(self, conversation: list[dict], a: str, b: str) -> float:
         """P(a is better than b) under Bradley-Terry: sigmoid(r_a - r_b)."""
-        r_a, r_b = self.score([(conversation, a), (conversation, b)])
-        d = r_a - r_b
-        # Written per sign so exp() never overflows, however far apart the rewards are.
-        return 1.0 / (1.0 + math.exp(-d)) if d >= 0 else math.exp(d) / (1.0 + math.exp(d))
+        return preference_probability(*self.score([(conversation, a), (conversation, b)]))
 
     def best_of_n(self, conversation: list[dict], responses: Sequence[str]) -> list[tuple[int, float]]:
         """[(index into responses, reward), ...] best first; ties keep input order."""
         rewards = self.score([(conversation, r) for r in responses])
         return sorted(enumerate(rewards), key=lambda t: -t[1])
+
+
+def preference_probability(r_a: float, r_b: float) -> float:
+    """P(a is better than b) from two rewards under Bradley-Terry: sigmoid(r_a - r_b)."""
+    d = r_a - r_b
+    # Written per sign so exp() never overflows, however far apart the rewards are.
+    return 1.0 / (1.0 + math.exp(-d)) if d >= 0 else math.exp(d) / (1.0 + math.exp(d))

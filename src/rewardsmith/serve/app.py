@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import math
 import time
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -39,6 +38,7 @@ from starlette.exceptions import HTTPException
 
 from rewardsmith import __version__
 from rewardsmith.errors import RewardsmithError
+from rewardsmith.score import preference_probability
 from rewardsmith.serve import schemas
 from rewardsmith.serve.batcher import Batcher
 from rewardsmith.serve.config import ServeConfig
@@ -299,7 +299,7 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
         check_chars("b", body.characters() + len(body.b))
         conversation = body.conversation()
         ra, rb = await score([(conversation, body.a), (conversation, body.b)])
-        return schemas.CompareResponse(p_a_better=_sigmoid(ra - rb), rewards=[ra, rb],
+        return schemas.CompareResponse(p_a_better=preference_probability(ra, rb), rewards=[ra, rb],
                                        calibrated=calibrated([ra, rb]))
 
     @app.post("/best-of-n", response_model=schemas.BestOfNResponse, dependencies=secured,
@@ -349,8 +349,3 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
-
-
-def _sigmoid(x: float) -> float:
-    # Written out so large |x| cannot overflow: exp of a non-positive number only.
-    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
