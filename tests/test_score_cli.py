@@ -120,3 +120,47 @@ def test_bad_rows_name_the_file_and_line(saved, tmp_path, capsys):
     bad.write_text(json.dumps(ROWS[1]) + "\n" + '{"prompt": "x"}\n')
     assert main(["score", str(saved), str(bad)]) == 2
     assert f"{bad}:2: no 'response'" in capsys.readouterr().err
+
+
+def test_rows_in_trl_layouts_score_as_their_plain_equivalents(saved, tmp_path):
+    """TRL's layouts (text or messages, implicit prompt, prompt-completion, a chat transcript) give
+    the scores of the plain rows they mean; the data layer reads the pairs, so `data` and `score` agree."""
+    user = [{"role": "user", "content": "How do I boil an egg?"}]
+    good, bad = "Put it in boiling water for nine minutes.", "No idea."
+    rows = [
+        {"prompt": "How do I boil an egg?", "chosen": good, "rejected": bad},                    # text
+        {"chosen": user + [{"role": "assistant", "content": good}],                              # implicit prompt
+         "rejected": user + [{"role": "assistant", "content": bad}]},
+        {"prompt": user, "chosen": [{"role": "assistant", "content": good}],                     # messages answers
+         "rejected": [{"role": "assistant", "content": bad}]},
+        {"prompt": "How do I boil an egg?", "completion": good},                                 # prompt-completion
+        {"messages": user + [{"role": "assistant", "content": bad}]},                            # a transcript
+        {"messages": [{"role": "human", "content": "How do I boil an egg?"}], "response": good},  # ShareGPT role name
+    ]
+    path = tmp_path / "trl.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "scores.jsonl"
+    assert main(["score", str(saved), str(path), "-o", str(out), "--precision", "fp32"]) == 0
+    got = [json.loads(line) for line in out.read_text().splitlines()]
+    r_good, r_bad = Scorer(load_reward_model(saved), precision="fp32").score([(user, good), (user, bad)])
+    assert r_good != pytest.approx(r_bad, abs=1e-3)  # the rows below could not all agree by accident
+    for r in got[:3]:
+        assert (r["chosen_score"], r["rejected_score"]) == pytest.approx((r_good, r_bad), abs=1e-5)
+    assert [r["score"] for r in got[3:]] == pytest.approx([r_good, r_bad, r_good], abs=1e-5)
+
+
+@pytest.mark.parametrize("row, says", [
+    ({"prompt": "hi", "response": 3}, "response is int, expected text"),
+    ({"prompt": "hi", "chosen": "a", "rejected": 7}, "rejected is int, expected text"),
+    ({"prompt": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}], "response": "x"},
+     "prompt ends with assistant"),
+    ({"prompt": [{"role": "robot", "content": "hi"}], "response": "x"}, "prompt[0].role is 'robot'"),
+    ({"response": "x"}, "no 'prompt' (or 'messages') field"),
+    ({"messages": [{"role": "user", "content": "hi"}]}, "no 'response'"),
+])
+def test_a_malformed_row_names_its_line_and_field(saved, tmp_path, capsys, row, says):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(ROWS[1]) + "\n" + json.dumps(row) + "\n")
+    assert main(["score", str(saved), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:2: " in err and says in err, err

@@ -38,7 +38,7 @@ class EvaluateConfig:
     seed: int
     bootstrap: int
     precision: str
-    token_budget: int
+    token_budget: int | None  # None: the Scorer's default for the device
     cache_dir: Path | None
     use_cache: bool
     plots: bool
@@ -54,7 +54,7 @@ class EvaluateConfig:
             problems.append(f"--limit {args.limit}: must be at least 1")
         if args.bootstrap < 100:
             problems.append(f"--bootstrap {args.bootstrap}: use at least 100 resamples (default 2000)")
-        if args.token_budget < 64:
+        if args.token_budget is not None and args.token_budget < 64:
             problems.append(f"--token-budget {args.token_budget}: must be at least 64")
         models = []
         for m in args.model or []:
@@ -92,8 +92,9 @@ def register(subparsers) -> None:
     p.add_argument("--bootstrap", type=int, default=2000, metavar="B", help="bootstrap resamples (default 2000)")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="scoring precision (default auto: bf16 where the CPU/GPU supports it)")
-    p.add_argument("--token-budget", type=int, default=16384, metavar="T",
-                   help="padded tokens per scoring batch; does not change results (default 16384)")
+    p.add_argument("--token-budget", type=int, default=None, metavar="T",
+                   help="padded tokens per scoring batch; does not change results (default: 2048 on CPU, "
+                        "16384 on GPU)")
     p.add_argument("--cache-dir", metavar="DIR", help="score cache (default $REWARDSMITH_HOME/eval-cache)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the score cache")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (the HTML report keeps the tables)")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +14,11 @@ from rewardsmith.errors import RewardsmithError
 CHUNK = 512  # rows scored (and written) at a time: results reach OUT as the run goes
 
 SCORE_EPILOG = """\
-input rows (JSON lines), either kind per line:
-  a preference pair   {"id": .., "prompt": [{"role": "user", "content": ..}], "chosen": .., "rejected": ..}
-  a response          {"prompt": "text" | [messages], "response": ..}  or  {"messages": [..], "response": ..}
+input rows (JSON lines), either kind per line; text or [{"role", "content"}] messages alike:
+  a preference pair   {"id": .., "prompt": .., "chosen": .., "rejected": ..}, or TRL's implicit prompt:
+                      {"chosen": [messages], "rejected": [messages]} (read as `rewardsmith data` reads them)
+  a response          {"prompt": .., "response": ..}  (or "completion", TRL's name; or "messages" for "prompt"),
+                      or {"messages": [.., {"role": "assistant", "content": ..}]}: the last turn is scored
 output rows: {"line": N, "id": .., "score": r}  or  {"line": N, "id": .., "chosen_score": .., "rejected_score": ..}
 A rerun with the same -o skips the lines already written there (resume after an interruption).
 
@@ -34,7 +35,7 @@ class ScoreConfig:
     input: Path
     output: Path | None
     precision: str
-    token_budget: int
+    token_budget: int | None  # None: the Scorer's default for the device
 
 
 def register(subparsers) -> None:
@@ -82,8 +83,9 @@ def _prompt_command(subparsers, name: str, *, func, help: str, description: str,
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="auto: bf16 weights where the hardware has bf16 units, else fp32 (default auto)")
-    p.add_argument("--token-budget", type=int, default=16384,
-                   help="padded tokens per batch, rows x longest (default 16384)")
+    p.add_argument("--token-budget", type=int, default=None,
+                   help="padded tokens per batch, rows x longest; does not change scores (default: 2048 on CPU, "
+                        "where small batches stay in cache; 16384 on GPU)")
 
 
 def _scorer(args):
@@ -96,17 +98,6 @@ def _scorer(args):
     rm = load_reward_model(args.model, dtype=scoring_dtype(args.precision))
     return Scorer(rm, token_budget=args.token_budget, precision=args.precision,
                   compile=getattr(args, "compile", False))
-
-
-def _conversation(where: str, row: dict[str, Any]) -> list[dict]:
-    if "messages" in row:
-        return row["messages"]
-    prompt = row.get("prompt")
-    if isinstance(prompt, str):
-        return [{"role": "user", "content": prompt}]
-    if isinstance(prompt, list):
-        return prompt
-    raise RewardsmithError(f"{where}: field 'prompt' must be a string or a list of messages (or give 'messages')")
 
 
 def _read_rows(path: Path) -> Iterator[tuple[int, dict]]:
@@ -128,19 +119,43 @@ def _read_rows(path: Path) -> Iterator[tuple[int, dict]]:
 
 
 def _items(path: Path, number: int, row: dict) -> list[tuple[list[dict], str]]:
-    """The (conversation, response) items a row asks for: two for a pair, one for a response."""
-    where = f"{path}:{number}"
-    if "chosen" in row and "rejected" in row:
-        from rewardsmith.data.record import PreferencePair
+    """The (conversation, response) items a row asks for: two for a pair, one for a response.
+    Pairs are read by the data layer's reader for TRL's layouts, so a file that `rewardsmith data`
+    reads scores here too; a row it cannot use stops the run, naming the line, field and fix."""
+    from rewardsmith.data.common import BadRow
 
-        try:
-            pair = PreferencePair.from_dict({"id": row.get("id", str(number)), **row})
-        except TypeError as e:
-            raise RewardsmithError(f"{where}: not a preference pair ({e})") from None
-        return [pair.chosen_conversation(), pair.rejected_conversation()]
-    if "response" not in row:
-        raise RewardsmithError(f"{where}: no 'response' (or 'chosen' and 'rejected') field; see `rewardsmith score --help`")
-    return [(_conversation(where, row), row["response"])]
+    where = f"{path}:{number}"
+    try:
+        if "chosen" in row and "rejected" in row:
+            from rewardsmith.data.common import RowContext
+            from rewardsmith.data.readers import read_preference
+            from rewardsmith.data.report import DropReport
+
+            ctx = RowContext(where=where, index=number, source=path.name, subset=None, language=None)
+            pair = next(read_preference(row, ctx, DropReport()))
+            return [pair.chosen_conversation(), pair.rejected_conversation()]
+        return [_response_item(row)]
+    except BadRow as e:
+        raise RewardsmithError(f"{where}: {e.detail or e.reason}; see `rewardsmith score --help`") from None
+
+
+def _response_item(row: dict) -> tuple[list[dict], str]:
+    """(conversation, response) of a response row; raises BadRow naming the field at fault."""
+    from rewardsmith.data.common import BadRow, as_messages, as_text, check_prompt
+
+    field = next((f for f in ("response", "completion") if f in row), None)
+    if field is None:
+        messages = row.get("messages")
+        if isinstance(messages, list) and messages and isinstance(messages[-1], dict) \
+                and messages[-1].get("role") == "assistant":
+            # A chat transcript (TRL's conversational layout): its last assistant turn is the response.
+            return check_prompt(as_messages(messages[:-1], "messages"), "messages[:-1]"), as_text(messages[-1], "messages[-1]")
+        raise BadRow("missing field", "no 'response' (or 'completion', or 'chosen' and 'rejected') field, and no "
+                                      "'messages' that end with an assistant turn")
+    context = "messages" if "messages" in row else "prompt"
+    if context not in row:
+        raise BadRow("missing field", f"no 'prompt' (or 'messages') field for the {field!r} to answer")
+    return check_prompt(as_messages(row[context], context), context), as_text(row[field], field)
 
 
 def _done_lines(output: Path | None) -> set[int]:
@@ -217,10 +232,12 @@ def _run_score(args) -> int:
 
 
 def _run_compare(args) -> int:
+    from rewardsmith.score import preference_probability
+
     scorer = _scorer(args)
     conv = [{"role": "user", "content": args.prompt}]
     r_a, r_b = scorer.score([(conv, args.a), (conv, args.b)])
-    p = 1.0 / (1.0 + math.exp(-(r_a - r_b)))  # what Scorer.compare returns, without scoring twice
+    p = preference_probability(r_a, r_b)  # what Scorer.compare returns, without scoring twice
     print(f"P(A better than B) = {p:.4f}   r_A = {r_a:.4f}   r_B = {r_b:.4f}")
     return 0
 

@@ -67,7 +67,7 @@ class RewardModelEvaluator:
     kind = "reward model"
 
     def __init__(self, name_or_path: str, *, label: str | None = None, cache: ScoreCache | None = None,
-                 precision: str = "auto", token_budget: int = 16384, progress: bool = False):
+                 precision: str = "auto", token_budget: int | None = None, progress: bool = False):
         self.source = name_or_path
         self.name = label or _model_label(name_or_path)
         self.cache = cache
