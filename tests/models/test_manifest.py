@@ -74,3 +74,9 @@ def test_foreign_model_loads_with_a_stated_notice(tiny_decoder_dir, caplog):
 def test_missing_model_is_a_user_error(tmp_path):
     with pytest.raises(RewardsmithError, match="no config.json"):
         load_reward_model(tmp_path)
+
+
+@pytest.mark.parametrize("typo", ["/no/such/rm", "./runs/rm", "runs/e5/rm", "~/no-such-rm", "runs/"])
+def test_a_missing_folder_is_named_as_one_not_as_a_malformed_hub_id(typo):
+    with pytest.raises(RewardsmithError, match="no such folder"):
+        load_reward_model(typo)

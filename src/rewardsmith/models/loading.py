@@ -55,6 +55,10 @@ def _resolve(name_or_path: str | Path) -> str:
         except ImportError:  # pragma: no cover - the embedded module ships with the package
             raise RewardsmithError(f"{name}: no such folder, and embedded models are unavailable") from None
         return str(prepare(name))
+    # A hub id is "namespace/name": a missing local path (absolute, ./, ~, or deeper) is a typo, and
+    # transformers would only say the repo id is malformed.
+    if path.is_absolute() or name.startswith((".", "~")) or name.count("/") > 1 or name.endswith("/"):
+        raise RewardsmithError(f"{name}: no such folder (a hub id is written namespace/name)")
     return name  # a hub id: transformers fetches it (needs network access)
 
 
