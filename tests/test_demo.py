@@ -72,3 +72,62 @@ def test_demo_trains_with_the_shipped_cpu_recipe(tmp_path):
     differ = {f.name: (getattr(demo, f.name), getattr(shipped, f.name)) for f in dataclasses.fields(shipped)
               if f.name not in own and getattr(demo, f.name) != getattr(shipped, f.name)}
     assert not differ, f"demo recipe vs configs/e5-small-cpu.yaml (demo, shipped): {differ}"
+
+
+def _pairs(n_prompts: int, per_prompt: int = 3):
+    from rewardsmith.data.record import PreferencePair
+
+    return [PreferencePair(id=f"{i}-{j}", prompt=[{"role": "user", "content": f"question {i}"}],
+                           chosen=f"good {j}", rejected=f"bad {j}") for i in range(n_prompts) for j in range(per_prompt)]
+
+
+@pytest.mark.parametrize("n_prompts", [3, 4, 7, 18, 100])
+def test_the_demos_own_pairs_split_three_ways_by_whole_prompts(n_prompts):
+    from rewardsmith.demo import split_prompts_three_ways
+
+    pairs = _pairs(n_prompts)
+    train, val, test = split_prompts_three_ways(pairs)
+    prompts = [{p.prompt[0]["content"] for p in side} for side in (train, val, test)]
+    assert all(prompts), "every side needs a prompt"
+    assert not (prompts[0] & prompts[1] or prompts[0] & prompts[2] or prompts[1] & prompts[2])
+    assert sorted(p.id for p in train + val + test) == sorted(p.id for p in pairs)
+    if n_prompts >= 18:
+        assert len(prompts[2]) == round(0.3 * n_prompts) and len(prompts[1]) == round(0.15 * n_prompts)
+    assert {p.id for p in split_prompts_three_ways(list(reversed(pairs)))[2]} == {p.id for p in test}  # order-free
+
+
+def test_too_few_judged_pairs_is_a_clear_error_that_names_the_fix():
+    from rewardsmith.demo import split_prompts_three_ways
+    from rewardsmith.errors import RewardsmithError
+
+    with pytest.raises(RewardsmithError, match="too few to train.*--data"):
+        split_prompts_three_ways(_pairs(2))
+
+
+def test_find_data_dir_finds_the_data_beside_the_checkout_from_any_folder(monkeypatch, tmp_path, shared_data):
+    from rewardsmith.demo import find_data_dir
+
+    monkeypatch.delenv("REWARDSMITH_SHARED_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)  # ../shared/data is not there from here; beside the (editable) checkout it is
+    assert find_data_dir(None) == shared_data.resolve()
+
+
+@pytest.mark.integration
+def test_demo_without_real_data_synthesises_enough_pairs_to_train_and_test(tmp_path, capsys):
+    # A user's machine has no ../shared/data: the demo must still run end to end on its own pairs
+    # (it failed there with 'only 3 training pairs ... need at least batch_size=16').
+    from rewardsmith.demo import DemoConfig, run_demo
+
+    out = tmp_path / "demo"
+    run_demo(DemoConfig(out=out, data_dir=None, train_steps=4, instructions_per_language=2,
+                        responses_per_instruction=3))
+    printed = capsys.readouterr().out
+    with capsys.disabled():
+        print("\n" + printed[-3000:])
+    assert all(f"[{i}/7]" in printed for i in range(1, 8))
+    result = json.loads((out / "rm" / "train_result.json").read_text())
+    assert result["steps"] == 4
+    assert "test-all" in (out / "eval" / "table.md").read_text()
+    assert "no real preference data" in printed and "--data" in printed
+    worst = re.search(r"largest difference between HTTP and library scores: (\S+)", printed)
+    assert worst and float(worst.group(1)) <= 1e-3

@@ -11,8 +11,10 @@ also a tour of the tool:
     6. score     the reference cards' own examples (ja nutrition question, ko Gwanghwamun directions)
     7. serve     the HTTP server on 127.0.0.1, the same examples over HTTP, scores checked equal
 
-Every number printed is computed in this run. With no real data beside the repository the demo
-trains and evaluates on its own synthesised pairs and says so.
+Every number printed is computed in this run. With no real data beside the repository (a user's
+machine, unless --data points at some) the demo trains and evaluates on its own synthesised pairs,
+synthesising more of them to have enough to train on, hold out and test (`NO_DATA_*`), and says
+that such a model shows the pipeline working, not a useful reward model.
 """
 
 from __future__ import annotations
@@ -58,15 +60,30 @@ KO_EXAMPLE = {
 LANGUAGE_SHARES = {"en": 0.45, "ko": 0.37, "ja": 0.18}  # of the training pairs, when all three are there
 
 
+# Without real data every pair is the demo's own: NO_DATA_INSTRUCTIONS shipped seed instructions per
+# language, NO_DATA_RESPONSES sampled answers to each (every two answers are a candidate pair: 3 per
+# instruction), judged by the small local judge. 6 x 3 languages x 3 answers = 54 generations of 48
+# tokens, about 6 minutes on 2 cores, for ~50 pairs over 18 prompts. The model trains
+# NO_DATA_STEPS steps on the training prompts' pairs, many epochs over them.
+NO_DATA_INSTRUCTIONS, NO_DATA_RESPONSES, NO_DATA_STEPS = 6, 3, 30
+
+
 @dataclass(frozen=True)
 class DemoConfig:
     out: Path
     data_dir: Path | None        # ../shared/data or the like; None -> train on the demo's own pairs
     train_steps: int | None = None  # None -> default_train_steps(): what fits the ~15-minute budget here
     test_per_language: int = 300
-    instructions_per_language: int = 2
+    instructions_per_language: int | None = None  # None: 2 beside real data, NO_DATA_INSTRUCTIONS without
+    responses_per_instruction: int | None = None  # None: 2 beside real data, NO_DATA_RESPONSES without
     generator: str = "local:gemma-3-270m"
     judge: str = "local:smollm2-135m-instruct"
+
+    def synth_sizes(self) -> tuple[int, int]:
+        """(instructions per language, responses per instruction) for the synth step."""
+        with_data = self.data_dir is not None
+        return (self.instructions_per_language or (2 if with_data else NO_DATA_INSTRUCTIONS),
+                self.responses_per_instruction or (2 if with_data else NO_DATA_RESPONSES))
 
 
 # The demo's training budget is about six minutes. The recipe's 250 steps (~3,500 tokens each at
@@ -89,8 +106,9 @@ def default_train_steps() -> tuple[int, str]:
 
 def find_data_dir(explicit: str | None) -> Path | None:
     """The real preference data: --data, $REWARDSMITH_SHARED_DATA, or ../shared/data beside the repo."""
+    # parents[2] is the repository in a source checkout (src/rewardsmith/demo.py); shared/ sits beside it.
     candidates = [explicit, os.environ.get("REWARDSMITH_SHARED_DATA"),
-                  Path(__file__).resolve().parents[3].parent / "shared" / "data", Path("../shared/data")]
+                  Path(__file__).resolve().parents[3] / "shared" / "data", Path("../shared/data")]
     for c in candidates:
         if c and (Path(c) / "hh-rlhf-test").is_dir():
             return Path(c).resolve()
@@ -140,8 +158,9 @@ def run_demo(config: DemoConfig) -> dict:
 
     steps.start("Synthesise pseudo-preference pairs with an LLM judge (the Japanese card's data recipe)")
     synth = out / "synth"
-    argv = ["synth", "run", "--out", str(synth), "--limit-per-language", str(config.instructions_per_language),
-            "--generator", config.generator, "--n-responses", "2", "--max-new-tokens", "48",
+    per_language, n_responses = config.synth_sizes()
+    argv = ["synth", "run", "--out", str(synth), "--limit-per-language", str(per_language),
+            "--generator", config.generator, "--n-responses", str(n_responses), "--max-new-tokens", "48",
             "--judge", config.judge]
     if config.data_dir:
         argv += ["--human-pairs", str(config.data_dir / "hh-rlhf-test" / "helpful-base.test.jsonl.gz"),
@@ -155,10 +174,12 @@ def run_demo(config: DemoConfig) -> dict:
     steps.done()
 
     auto_steps, precision = default_train_steps()
+    if config.data_dir is None:
+        auto_steps = NO_DATA_STEPS
     steps.start(f"Train multilingual-e5-small as a reward model (Bradley-Terry, {precision}, frozen embeddings)")
     if config.train_steps is None:
         config = replace(config, train_steps=auto_steps)
-        if precision == "fp32":
+        if precision == "fp32" and config.data_dir is not None:
             print(f"  this CPU has no bf16 matmul units: {STEPS_FP32} steps in fp32 instead of {STEPS_WITH_BF16}, to stay "
                   "in the demo's time; expect accuracy nearer chance (--train-steps N to train longer)")
     rm_dir = out / "rm"
@@ -196,6 +217,11 @@ def run_demo(config: DemoConfig) -> dict:
     print(f"  HTML report    {results['report']}")
     print(f"  synth pairs    {synth / 'pairs.jsonl'}  (report: {results['synth_report']})")
     print(f"  training log   {rm_dir / 'metrics.jsonl'}")
+    if config.data_dir is None:
+        print(f"\nThis run had no real preference data: the model learnt from {splits['n_train']} synthesised pairs "
+              "labelled by a 135M-parameter judge, so its table shows the pipeline working, not a useful reward "
+              "model. Point --data (or $REWARDSMITH_SHARED_DATA) at a folder of preference sets (hh-rlhf-test/, "
+              "ko-hh-rlhf-harmless/, ja-llm-judged/) to train on real pairs.")
     return results
 
 
@@ -206,11 +232,15 @@ def _prepare_data(config: DemoConfig, synth_pairs: Path, out: Path) -> dict:
     from rewardsmith.train.data import sample, split_by_prompt
 
     if config.data_dir is None:
-        print("  no real data found (../shared/data): training and testing on the demo's own synthesised pairs")
-        result = load_pairs(str(synth_pairs))
-        train, test = split_by_prompt(result.pairs, 0.3, seed=0)
+        print("  no real data found (--data, $REWARDSMITH_SHARED_DATA, ../shared/data): training and testing on "
+              "the demo's own synthesised pairs")
+        pairs = load_pairs(str(synth_pairs)).pairs
+        train, val, test = split_prompts_three_ways(pairs)
+        print(f"  {len(pairs)} judged pairs: {len(train)} train, {len(val)} validation, {len(test)} held-out test "
+              "(whole prompts held out)")
         return {"train": {"all": save_pairs(train, out / "train-all.jsonl")},
-                "test": {"all": save_pairs(test, out / "test-all.jsonl")}}
+                "val": {"all": save_pairs(val, out / "val-all.jsonl")},
+                "test": {"all": save_pairs(test, out / "test-all.jsonl")}, "n_train": len(train)}
 
     d = config.data_dir
     # English: the three helpful hh-rlhf files (human labels). Korean: the DeepL translation of
@@ -236,6 +266,30 @@ def _prepare_data(config: DemoConfig, synth_pairs: Path, out: Path) -> dict:
     return splits
 
 
+def split_prompts_three_ways(pairs: list, test: float = 0.3, val: float = 0.15) -> tuple[list, list, list]:
+    """(train, validation, test) pairs with whole prompts on one side, at least one prompt on each.
+
+    train.data.split_by_prompt draws each prompt's side from a hash, which can leave a side empty
+    when there are a dozen prompts; here the prompts are ordered by that kind of hash and cut.
+    Raises RewardsmithError when there are fewer than three prompts.
+    """
+    import hashlib
+
+    by_prompt: dict[str, list] = {}
+    for pair in pairs:
+        by_prompt.setdefault(json.dumps(pair.prompt, ensure_ascii=False, sort_keys=True), []).append(pair)
+    if len(by_prompt) < 3:
+        raise RewardsmithError(
+            f"the judge decided {len(pairs)} synthesised pair(s) over {len(by_prompt)} prompt(s): too few to train, "
+            "validate and test on (three prompts at least). Give real preference data with --data DIR "
+            "(a folder holding hh-rlhf-test/) or $REWARDSMITH_SHARED_DATA")
+    keys = sorted(by_prompt, key=lambda k: hashlib.sha256(k.encode()).digest())
+    n_test = max(1, round(test * len(keys)))
+    n_val = max(1, min(round(val * len(keys)), len(keys) - n_test - 1))
+    sides = keys[n_test + n_val:], keys[n_test:n_test + n_val], keys[:n_test]
+    return tuple([p for k in side for p in by_prompt[k]] for side in sides)
+
+
 def _write_recipe(config: DemoConfig, splits: dict, path: Path, out_dir: Path) -> Path:
     """The small CPU recipe (configs/e5-small-cpu.yaml in the repository) pointed at this run's files."""
     import yaml
@@ -248,10 +302,19 @@ def _write_recipe(config: DemoConfig, splits: dict, path: Path, out_dir: Path) -
     needed = config.train_steps * batch / (1 - val_fraction)
     shares = LANGUAGE_SHARES if set(splits["train"]) == set(LANGUAGE_SHARES) else \
         {lang: 1 / len(splits["train"]) for lang in splits["train"]}
+    train_data = [{"source": str(f), "limit": math.ceil(needed * shares[lang]) + batch}
+                  for lang, f in splits["train"].items()]
+    epochs = 1
+    extra = {}
+    if "val" in splits:  # the demo's own few pairs: a held-out prompt set, many epochs over the rest
+        batch = max(1, min(batch, splits["n_train"]))
+        train_data = [{"source": str(f)} for f in splits["train"].values()]
+        extra = {"val_data": [{"source": str(f)} for f in splits["val"].values()]}
+        epochs = math.ceil(config.train_steps * batch / splits["n_train"])
     recipe = {
         "model": "multilingual-e5-small",
-        "train_data": [{"source": str(f), "limit": math.ceil(needed * shares[lang]) + batch}
-                       for lang, f in splits["train"].items()],
+        "train_data": train_data,
+        **extra,
         "val_fraction": val_fraction,
         "output_dir": str(out_dir),
         "max_length": MAX_LENGTH,
@@ -261,7 +324,7 @@ def _write_recipe(config: DemoConfig, splits: dict, path: Path, out_dir: Path) -
         "lr": 1.0e-4,
         "head_lr": 1.0e-3,
         "warmup_ratio": 0.05,
-        "epochs": 1,
+        "epochs": epochs,
         "max_steps": config.train_steps,
         "precision": "auto",
         "freeze_embeddings": True,
