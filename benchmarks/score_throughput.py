@@ -41,6 +41,17 @@ pipeline 0.68, rewardsmith 2.46 (40.3x / 3.62x, MFU 82%), compiled 2.43 (no gain
 AVX-512); e5 @ 512 card 3.65, pipeline 4.44, rewardsmith 14.61 (4.0x / 3.29x, MFU 80%).
 Pairs, where a decoder runs the shared conversation once: benchmarks/shared_prefix.py.
 
+On a 2-core AMD EPYC Zen 4 (avx512_bf16, no AMX; bf16 matmul 414 GFLOP/s), 2026-12-06, best of 3:
+e5 @ 512 card 7.62, pipeline 8.82, rewardsmith 27.10 (3.6x / 3.07x, MFU 54%), compiled 25.16
+(no gain that day; 1.23x on 2026-12-04). The card's padded passes ran at 49% of the matmul rate
+for 3.0x the real tokens' FLOPs, so 6x needed an MFU of 91%. Tried that day, not adopted:
+  - attention in fp32 SDPA, or bf16 matmul + softmax, for e5's head_dim 32: SDPA's bf16 kernel
+    runs at ~55 GFLOP/s against 430 for the model's matmuls (microbenchmark, 11 x 185 tokens),
+    yet neither was faster end to end (24-29 seq/s against 28-30);
+  - two scoring threads of one intra-op thread each in place of one of two: 1.14-1.18x on e5
+    (32.6 vs 28.1 seq/s, alternated in one process), 1.00x on gemma-3-270m. Not in the Scorer:
+    torch's thread count is process-wide state, and the server scores one batch at a time.
+
 Where the time goes (torch.profiler): gemma eager 36% matmul, 14% attention, the rest element-wise
 (GELU, RMSNorm's fp32 casts, rotary); compiled with freezing the matmuls run at ~1.7 TFLOP/s and
 attention (SDPA's CPU flash kernel, head_dim 256) is a quarter of the time. e5-small: 43% of the
