@@ -164,3 +164,35 @@ def test_a_malformed_row_names_its_line_and_field(saved, tmp_path, capsys, row, 
     assert main(["score", str(saved), str(bad)]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:2: " in err and says in err, err
+
+
+def test_gzipped_input_and_a_byte_order_mark_score_like_plain_utf8(saved, rows_file, tmp_path):
+    import gzip
+
+    plain = rows_file.read_bytes()
+    gz, bom = tmp_path / "rows.jsonl.gz", tmp_path / "bom.jsonl"
+    gz.write_bytes(gzip.compress(plain))
+    bom.write_bytes(b"\xef\xbb\xbf" + plain.replace(b"\n", b"\r\n"))  # as a Windows editor saves it
+    outputs = []
+    for source in (rows_file, gz, bom):
+        out = tmp_path / f"{source.name}.scores.jsonl"
+        assert main(["score", str(saved), str(source), "-o", str(out), "--precision", "fp32"]) == 0
+        outputs.append(out.read_text())
+    assert outputs[0] == outputs[1] == outputs[2] and len(outputs[0].splitlines()) == len(ROWS)
+
+
+def test_unreadable_input_says_what_it_is_and_how_to_fix_it(saved, tmp_path, capsys):
+    korean = tmp_path / "cp949.jsonl"
+    korean.write_bytes((json.dumps(ROWS[1]) + "\n").encode() +
+                       json.dumps(ROWS[2], ensure_ascii=False).encode("cp949") + b"\n")
+    assert main(["score", str(saved), str(korean)]) == 2
+    err = capsys.readouterr().err
+    assert f"{korean}:2: not UTF-8" in err and "iconv -f" in err, err
+
+    fake = tmp_path / "rows.jsonl.gz"
+    fake.write_text(json.dumps(ROWS[1]) + "\n")
+    assert main(["score", str(saved), str(fake)]) == 2
+    assert "not a valid gzip file" in capsys.readouterr().err
+
+    assert main(["score", str(saved), str(korean), "-o", str(tmp_path / "out.jsonl.gz")]) == 2
+    assert "name it .jsonl" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import sys
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ def register(subparsers) -> None:
         description="Score responses in a JSONL file with a reward model; results are written as they come.",
         epilog=SCORE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="reward model folder (or hub id)")
-    p.add_argument("file", type=Path, help="JSONL input")
+    p.add_argument("file", type=Path, help="JSONL input (gzipped when it ends in .gz)")
     p.add_argument("-o", "--output", type=Path, help="JSONL output (appended to; rows already there are skipped)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the forward pass, after a one-time compile of 1-2 minutes; the gain depends "
@@ -101,21 +102,40 @@ def _scorer(args):
 
 
 def _read_rows(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for every non-blank line, streamed: gunzipped when the name ends in
+    .gz, a UTF-8 byte-order mark (Windows editors write one) skipped. Lines are decoded one by one,
+    so a line that is not UTF-8 is named by its number."""
     try:
-        f = path.open(encoding="utf-8")
+        f = gzip.open(path, "rb") if path.suffix.lower() == ".gz" else path.open("rb")
     except OSError as e:
         raise RewardsmithError(f"{path}: cannot read ({e.strerror})") from None
+    number = 0
     with f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise RewardsmithError(f"{path}:{number}: not JSON ({e.msg}); one object per line") from None
-            if not isinstance(row, dict):
-                raise RewardsmithError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            yield number, row
+        try:
+            for number, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError as e:
+                    from rewardsmith.data.files import guess_encoding
+
+                    encoding = guess_encoding(raw)
+                    raise RewardsmithError(
+                        f"{path}:{number}: not UTF-8 text (bytes {raw[e.start:e.start + 4]!r}); the encoding looks "
+                        f"like {encoding}. Convert it first, e.g. `iconv -f {encoding} -t utf-8 {path.name} > "
+                        "fixed.jsonl`") from None
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise RewardsmithError(f"{path}:{number}: not JSON ({e.msg}); one object per line") from None
+                if not isinstance(row, dict):
+                    raise RewardsmithError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+                yield number, row
+        except (gzip.BadGzipFile, EOFError) as e:
+            after = f" after line {number}" if number else ""
+            raise RewardsmithError(f"{path}: not a valid gzip file ({e}){after}; rename it without .gz if it is "
+                                   "plain text") from None
 
 
 def _items(path: Path, number: int, row: dict) -> list[tuple[list[dict], str]]:
@@ -226,6 +246,9 @@ def _run_score(args) -> int:
                          token_budget=args.token_budget)
     if not config.input.is_file():
         raise RewardsmithError(f"{config.input}: no such file")
+    if config.output and config.output.suffix.lower() == ".gz":
+        raise RewardsmithError(f"-o {config.output}: results are appended as plain JSON lines (so an interrupted "
+                               "run resumes); name it .jsonl and compress it afterwards")
     written = score_file(config, _scorer(args), progress=sys.stderr.isatty())
     print(f"scored {written} rows" + (f" into {config.output}" if config.output else ""), file=sys.stderr)
     return 0

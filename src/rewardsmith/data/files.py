@@ -124,12 +124,13 @@ def read_text(path: str) -> str:
     except UnicodeDecodeError as e:
         raise RewardsmithError(
             f"{path}: not UTF-8 (byte {e.start}: {raw[e.start:e.start + 4]!r}); the encoding looks like "
-            f"{_guess_encoding(raw)}. Convert it first, e.g. `iconv -f {_guess_encoding(raw)} -t utf-8 "
+            f"{guess_encoding(raw)}. Convert it first, e.g. `iconv -f {guess_encoding(raw)} -t utf-8 "
             f"{path} > fixed{Path(path).suffix}`"
         ) from None
 
 
-def _guess_encoding(raw: bytes) -> str:
+def guess_encoding(raw: bytes) -> str:
+    """charset_normalizer's best guess at the encoding of some bytes ("cp949", ...), or "unknown"."""
     from charset_normalizer import from_bytes
 
     best = from_bytes(raw[:200_000]).best()
