@@ -269,21 +269,21 @@ def _prepare_data(config: DemoConfig, synth_pairs: Path, out: Path) -> dict:
 def split_prompts_three_ways(pairs: list, test: float = 0.3, val: float = 0.15) -> tuple[list, list, list]:
     """(train, validation, test) pairs with whole prompts on one side, at least one prompt on each.
 
-    train.data.split_by_prompt draws each prompt's side from a hash, which can leave a side empty
-    when there are a dozen prompts; here the prompts are ordered by that kind of hash and cut.
-    Raises RewardsmithError when there are fewer than three prompts.
+    train.data.split_by_prompt draws each prompt's side from its hash (`prompt_hash`), which can
+    leave a side empty when there are a dozen prompts; here the prompts are ordered by that hash
+    and cut. Raises RewardsmithError when there are fewer than three prompts.
     """
-    import hashlib
+    from rewardsmith.train.data import prompt_hash
 
-    by_prompt: dict[str, list] = {}
+    by_prompt: dict[float, list] = {}
     for pair in pairs:
-        by_prompt.setdefault(json.dumps(pair.prompt, ensure_ascii=False, sort_keys=True), []).append(pair)
+        by_prompt.setdefault(prompt_hash(pair.prompt, seed=0), []).append(pair)
     if len(by_prompt) < 3:
         raise RewardsmithError(
             f"the judge decided {len(pairs)} synthesised pair(s) over {len(by_prompt)} prompt(s): too few to train, "
             "validate and test on (three prompts at least). Give real preference data with --data DIR "
             "(a folder holding hh-rlhf-test/) or $REWARDSMITH_SHARED_DATA")
-    keys = sorted(by_prompt, key=lambda k: hashlib.sha256(k.encode()).digest())
+    keys = sorted(by_prompt)
     n_test = max(1, round(test * len(keys)))
     n_val = max(1, min(round(val * len(keys)), len(keys) - n_test - 1))
     sides = keys[n_test + n_val:], keys[n_test:n_test + n_val], keys[:n_test]
@@ -294,23 +294,21 @@ def _write_recipe(config: DemoConfig, splits: dict, path: Path, out_dir: Path) -
     """The small CPU recipe (configs/e5-small-cpu.yaml in the repository) pointed at this run's files."""
     import yaml
 
-    # Enough pairs for train_steps full steps after the 10% validation hold-out (a hash split, so
-    # its size varies a little: one extra batch per language of slack), shared between languages
-    # as in configs/e5-small-cpu.yaml: Korean's harmless criterion pulls against English's helpful
-    # one and needs its share; the judge-labelled Japanese pairs are learned fastest.
     val_fraction, batch = 0.1, 16
-    needed = config.train_steps * batch / (1 - val_fraction)
-    shares = LANGUAGE_SHARES if set(splits["train"]) == set(LANGUAGE_SHARES) else \
-        {lang: 1 / len(splits["train"]) for lang in splits["train"]}
-    train_data = [{"source": str(f), "limit": math.ceil(needed * shares[lang]) + batch}
-                  for lang, f in splits["train"].items()]
-    epochs = 1
-    extra = {}
     if "val" in splits:  # the demo's own few pairs: a held-out prompt set, many epochs over the rest
         batch = max(1, min(batch, splits["n_train"]))
         train_data = [{"source": str(f)} for f in splits["train"].values()]
         extra = {"val_data": [{"source": str(f)} for f in splits["val"].values()]}
         epochs = math.ceil(config.train_steps * batch / splits["n_train"])
+    else:
+        # Enough pairs for train_steps full steps after the 10% validation hold-out (a hash split, so
+        # its size varies a little: one extra batch per language of slack), shared between languages
+        # as in configs/e5-small-cpu.yaml: Korean's harmless criterion pulls against English's helpful
+        # one and needs its share; the judge-labelled Japanese pairs are learned fastest.
+        needed = config.train_steps * batch / (1 - val_fraction)
+        train_data = [{"source": str(f), "limit": math.ceil(needed * LANGUAGE_SHARES[lang]) + batch}
+                      for lang, f in splits["train"].items()]
+        extra, epochs = {}, 1
     recipe = {
         "model": "multilingual-e5-small",
         "train_data": train_data,

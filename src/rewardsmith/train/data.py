@@ -116,10 +116,14 @@ def split_by_prompt(pairs: list[PreferencePair], fraction: float, seed: int
     """
     train, val = [], []
     for pair in pairs:
-        key = json.dumps([seed, pair.prompt], ensure_ascii=False, sort_keys=True).encode()
-        u = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
-        (val if u < fraction else train).append(pair)
+        (val if prompt_hash(pair.prompt, seed) < fraction else train).append(pair)
     return train, val
+
+
+def prompt_hash(prompt: list, seed: int) -> float:
+    """A conversation's place in [0, 1), fixed by (seed, prompt): what held-out splits cut on."""
+    key = json.dumps([seed, prompt], ensure_ascii=False, sort_keys=True).encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
 
 
 def sample(pairs: list, limit: int | None, seed: int) -> list:
