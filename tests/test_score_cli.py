@@ -136,6 +136,7 @@ def test_rows_in_trl_layouts_score_as_their_plain_equivalents(saved, tmp_path):
         {"prompt": "How do I boil an egg?", "completion": good},                                 # prompt-completion
         {"messages": user + [{"role": "assistant", "content": bad}]},                            # a transcript
         {"messages": [{"role": "human", "content": "How do I boil an egg?"}], "response": good},  # ShareGPT role name
+        {"messages": [{"role": "human", "content": "How do I boil an egg?"}, {"role": "gpt", "content": bad}]},
     ]
     path = tmp_path / "trl.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -146,7 +147,7 @@ def test_rows_in_trl_layouts_score_as_their_plain_equivalents(saved, tmp_path):
     assert r_good != pytest.approx(r_bad, abs=1e-3)  # the rows below could not all agree by accident
     for r in got[:3]:
         assert (r["chosen_score"], r["rejected_score"]) == pytest.approx((r_good, r_bad), abs=1e-5)
-    assert [r["score"] for r in got[3:]] == pytest.approx([r_good, r_bad, r_good], abs=1e-5)
+    assert [r["score"] for r in got[3:]] == pytest.approx([r_good, r_bad, r_good, r_bad], abs=1e-5)
 
 
 @pytest.mark.parametrize("row, says", [

@@ -165,13 +165,12 @@ def _response_item(row: dict) -> tuple[list[dict], str]:
 
     field = next((f for f in ("response", "completion") if f in row), None)
     if field is None:
-        messages = row.get("messages")
-        if isinstance(messages, list) and messages and isinstance(messages[-1], dict) \
-                and messages[-1].get("role") == "assistant":
-            # A chat transcript (TRL's conversational layout): its last assistant turn is the response.
-            return check_prompt(as_messages(messages[:-1], "messages"), "messages[:-1]"), as_text(messages[-1], "messages[-1]")
-        raise BadRow("missing field", "no 'response' (or 'completion', or 'chosen' and 'rejected') field, and no "
-                                      "'messages' that end with an assistant turn")
+        # A chat transcript (TRL's conversational layout): its last assistant turn is the response.
+        conversation = as_messages(row["messages"], "messages") if "messages" in row else None
+        if not conversation or conversation[-1]["role"] != "assistant":
+            raise BadRow("missing field", "no 'response' (or 'completion', or 'chosen' and 'rejected') field, and "
+                                          "no 'messages' that end with an assistant turn")
+        return check_prompt(conversation[:-1], "messages[:-1]"), conversation[-1]["content"]
     context = "messages" if "messages" in row else "prompt"
     if context not in row:
         raise BadRow("missing field", f"no 'prompt' (or 'messages') field for the {field!r} to answer")
