@@ -30,12 +30,15 @@ def bradley_terry_loss(
     rewards: torch.Tensor,
     margin: torch.Tensor | None = None,
     center_rewards_coef: float | None = None,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean Bradley-Terry loss of a batch.
 
     rewards: (2B,) or (2B, 1) — chosen rows, then rejected rows (see `split_rewards`).
     margin:  (B,) per-pair margins, or None. Pairs without a margin should carry 0.
     center_rewards_coef: weight of mean(r^2) over all 2B rewards, or None/0 for none.
+    weight:  (B,) per-pair loss weights (a group's share of the objective), or None for all 1;
+             the mean is over pairs, not over weights, so a batch of down-weighted pairs moves less.
     Returns a scalar tensor (in float32 even under bf16 autocast, so the log-sigmoid is accurate).
     """
     chosen, rejected = split_rewards(rewards.float())
@@ -43,7 +46,10 @@ def bradley_terry_loss(
     if margin is not None:
         diff = diff - margin.to(diff.device, diff.dtype)
     # logsigmoid is the numerically stable form of log(sigmoid(x)) for large |x|.
-    loss = -F.logsigmoid(diff).mean()
+    per_pair = -F.logsigmoid(diff)
+    if weight is not None:
+        per_pair = per_pair * weight.to(diff.device, diff.dtype)
+    loss = per_pair.mean()
     if center_rewards_coef:
         loss = loss + center_rewards_coef * torch.cat([chosen, rejected]).pow(2).mean()
     return loss

@@ -73,9 +73,20 @@ def test_cli_writes_table_and_self_contained_html(tmp_path, pairs_file, reward_m
         assert (out / name).stat().st_size > 0, name
     res = json.loads((out / "results.json").read_text())
     n = len(make_pairs())
-    assert set(res["table"]) == {"enc", "dec"}
+    # Two models: the length baselines count characters; both are rows of every table.
+    longer, shorter = "longer wins (characters)", "shorter wins (characters)"
+    assert set(res["table"]) == {"enc", "dec", longer, shorter}
     assert res["columns"] == ["mini", "mean"]
-    for row in res["table"].values():
+    pairs = make_pairs()
+    assert res["table"][longer]["mini"]["wins"] == sum(len(p.chosen) > len(p.rejected) for p in pairs)
+    assert res["table"][shorter]["mini"]["wins"] == sum(len(p.chosen) < len(p.rejected) for p in pairs)
+    versus = {(v["model"], v["column"]): v for v in res["versus_baseline"]}
+    assert set(versus) == {(m, c) for m in ("enc", "dec") for c in ("mini", "mean")}
+    for (m, c), v in versus.items():
+        best = max(res["table"][longer][c]["accuracy"], res["table"][shorter][c]["accuracy"])
+        assert v["difference"] == pytest.approx(res["table"][m][c]["accuracy"] - best)
+        assert v["beats"] == (v["ci_low"] > 0)
+    for row in (res["table"]["enc"], res["table"]["dec"]):
         cell = row["mini"]
         assert cell["n"] == n and cell["ties"] >= 1  # the identical-answers pair is a tie, not a win
         assert cell["ci_low"] <= cell["accuracy"] <= cell["ci_high"]
@@ -88,7 +99,8 @@ def test_cli_writes_table_and_self_contained_html(tmp_path, pairs_file, reward_m
     assert html.count("data:image/png;base64,") == 4
     assert "src='http" not in html and "<script" not in html  # nothing fetched when opened offline
     table = (out / "table.md").read_text()
-    assert "| enc |" in table and "| dec |" in table
+    assert "| enc |" in table and "| dec |" in table and f"| {longer} |" in table
+    assert "not above the better of the length baselines" in table  # random tiny models: flagged
     assert "| enc |" in capsys.readouterr().out
 
 

@@ -66,3 +66,37 @@ def test_data_specs_accept_strings_and_mappings():
 def test_missing_file_names_the_fix(tmp_path):
     with pytest.raises(RewardsmithError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_group_weights_and_objectives_are_checked_with_the_fix(tmp_path):
+    from rewardsmith.train.data import group_weights
+
+    cfg = load_config(None, {"model": "m", "output_dir": "o", "group_weights": {"ko/harmlessness": 0.5, "*/helpfulness/llm-judge": 2},
+                             "train_data": [{"source": "a.jsonl", "objective": "helpfulness", "labeler": "llm-judge"}]})
+    assert cfg.group_weights == {"ko/harmlessness": 0.5, "*/helpfulness/llm-judge": 2.0}
+    assert cfg.train_data[0].objective == "helpfulness"
+    weight_of = group_weights(cfg.group_weights)
+    assert weight_of("ko/harmlessness/human") == 0.5  # a two-part pattern matches every labeler
+    assert weight_of("ja/helpfulness/llm-judge") == 2.0 and weight_of("ja/helpfulness/human") == 1.0
+    with pytest.raises(RewardsmithError) as e:
+        load_config(None, {"model": "m", "output_dir": "o", "group_weights": {"ko/helpful": 1, "en/general": -1},
+                           "train_data": [{"source": "a", "objective": "safety"}]})
+    msg = str(e.value)
+    assert "3 problem(s)" in msg and "group_weights.ko/helpful" in msg and "group_weights.en/general" in msg
+    assert "train_data[0]" in msg and "'safety' is not an objective" in msg
+
+
+def test_a_language_without_helpfulness_pairs_is_warned_about(caplog):
+    from rewardsmith.data import PreferencePair
+    from rewardsmith.train.loop import check_mixture
+
+    pairs = [PreferencePair(id=str(i), prompt=[{"role": "user", "content": "q"}], chosen="no", rejected="yes",
+                            language="ko", objective="harmlessness", labeler="human") for i in range(3)]
+    pairs.append(PreferencePair(id="x", prompt=[{"role": "user", "content": "q"}], chosen="a", rejected="b",
+                                language="en"))
+    with caplog.at_level("INFO", logger="rewardsmith.train.loop"):
+        mixture = check_mixture(pairs)
+    assert mixture == {"ko/harmlessness/human": 3, "en/unknown/unknown": 1}
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(w.startswith("ko has no helpfulness pairs (only harmlessness)") for w in warnings)
+    assert any("1 training pairs have no objective" in w for w in warnings)

@@ -50,3 +50,11 @@ def test_gradient_pushes_chosen_up_and_rejected_down():
 def test_large_differences_stay_finite():
     loss = bradley_terry_loss(torch.tensor([-500.0, 500.0]))
     assert math.isfinite(loss.item()) and loss.item() == pytest.approx(1000.0)
+
+
+def test_per_pair_weights_scale_each_pair_and_average_over_pairs():
+    rewards = torch.tensor([2.0, 0.5, 1.0, 1.5])  # diffs 1.0, -1.0
+    weight = torch.tensor([2.0, 0.0])  # the second pair's group weighted out
+    expected = (2.0 * _nll(1.0) + 0.0 * _nll(-1.0)) / 2  # mean over the 2 pairs, not over the weights
+    assert bradley_terry_loss(rewards, weight=weight).item() == pytest.approx(expected, rel=1e-6)
+    assert bradley_terry_loss(rewards, weight=torch.ones(2)).item() == pytest.approx(bradley_terry_loss(rewards).item())

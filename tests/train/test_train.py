@@ -50,9 +50,10 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(str(folder / "model.safetensors"))
 
 
-def test_training_lowers_the_loss_and_changes_every_trainable_tensor(tmp_path, tiny_encoder_dir):
+def test_training_lowers_the_loss_and_changes_every_trainable_tensor(tmp_path, tiny_encoder_dir, capsys):
     config = _config(tmp_path, tiny_encoder_dir, max_steps=16)
-    assert main(["train", "--config", str(config), "--no-progress"]) == 0
+    spec = {"source": str(tmp_path / "pairs.jsonl"), "objective": "helpfulness", "labeler": "human"}
+    assert main(["train", "--config", str(config), "--no-progress", "--train_data", json.dumps([spec])]) == 0
     out = tmp_path / "out"
     train_rows = _rows(out, "train")
     assert len(train_rows) == 16
@@ -61,6 +62,15 @@ def test_training_lowers_the_loss_and_changes_every_trainable_tensor(tmp_path, t
     result = json.loads((out / "train_result.json").read_text())
     assert result["validation"]["accuracy"] > 0.9
     assert set(result["validation"]["by_language"]) == {"en", "ja", "ko"}
+    # Per language/objective/labeler beside the length rules: here every chosen answer is the longer
+    # one, so "longer wins" is perfect and the model, however good, is flagged as not above it.
+    groups = result["validation"]["by_group"]
+    assert set(groups) == {f"{lang}/helpfulness/human" for lang in ("en", "ja", "ko")}
+    for g in groups.values():
+        assert g["vs_length"]["longer_wins"] == 1.0 and g["vs_length"]["shorter_wins"] == 0.0
+        assert g["vs_length"]["baseline"] == "longer wins" and not g["vs_length"]["beats"]
+    printed = capsys.readouterr().out
+    assert "| ko/helpfulness/human |" in printed and "† not above the better length baseline" in printed
     assert 0 <= result["padding_fraction"] < 1 and result["tokens_per_second"] > 0
 
     before, after = _weights(tiny_encoder_dir), _weights(out)

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rewardsmith.data.objectives import LABELERS, OBJECTIVES
 from rewardsmith.errors import RewardsmithError
 
 EPILOG = """\
@@ -35,6 +36,8 @@ class DataConfig:
     split: str | None
     columns: dict[str, str]
     language: str | None
+    objective: str | None
+    labeler: str | None
 
 
 def register(subparsers) -> None:
@@ -73,6 +76,9 @@ def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--column", action="append", default=[], metavar="OURS=THEIRS",
                    help="map a column: prompt=question, chosen=good, rejected=bad (repeatable)")
     p.add_argument("--language", help="the data's language: fills rows that do not say, drops other languages")
+    p.add_argument("--objective", choices=OBJECTIVES,
+                   help="what the labels judged, for rows whose format does not say (known sets set their own)")
+    p.add_argument("--labeler", choices=LABELERS, help="who labelled the pairs, for rows that do not say")
 
 
 def _config(args: argparse.Namespace) -> DataConfig:
@@ -91,14 +97,15 @@ def _config(args: argparse.Namespace) -> DataConfig:
         problems.append("--max-length counts tokens: give --tokenizer too")
     if problems:
         raise RewardsmithError("; ".join(problems))
-    return DataConfig(args.source, args.format, args.preset, args.split, columns, args.language)
+    return DataConfig(args.source, args.format, args.preset, args.split, columns, args.language, args.objective,
+                      args.labeler)
 
 
 def _load(cfg: DataConfig):
     from rewardsmith.data import load_pairs
 
     return load_pairs(cfg.source, format=cfg.format, split=cfg.split, columns=cfg.columns or None,
-                      preset=cfg.preset, language=cfg.language)
+                      preset=cfg.preset, language=cfg.language, objective=cfg.objective, labeler=cfg.labeler)
 
 
 def _run_inspect(args: argparse.Namespace) -> int:

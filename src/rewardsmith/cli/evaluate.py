@@ -101,6 +101,15 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def baselines_for(models: list[str]) -> list:
+    """The length-baseline rows: lengths in the model's tokens when there is one model, else characters."""
+    from rewardsmith.evaluate.baselines import length_baselines, token_length
+
+    if len(models) == 1:
+        return length_baselines(token_length(models[0]), "tokens")
+    return length_baselines()
+
+
 def list_presets() -> str:
     from rewardsmith.data.presets import PRESETS
 
@@ -140,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
                       for label, path in cfg.models]
         judge_cache = (cfg.cache_dir or default_cache_dir()) if cfg.use_cache else None
         evaluators += [JudgeEvaluator.from_spec(spec, cache_dir=judge_cache) for spec in cfg.judges]
+        evaluators += baselines_for([path for _, path in cfg.models])
         result = evaluate(evaluators, datasets, seed=cfg.seed, n_boot=cfg.bootstrap,
                           on_progress=lambda msg: print(msg, file=sys.stderr))
     finally:

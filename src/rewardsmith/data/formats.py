@@ -12,6 +12,7 @@ from typing import Any
 
 from rewardsmith.data import named, readers
 from rewardsmith.data.common import RowContext
+from rewardsmith.data.objectives import ObjectiveRule, by_subset
 from rewardsmith.data.record import PreferencePair
 from rewardsmith.data.report import DropReport
 from rewardsmith.errors import RewardsmithError, close_matches, lookup_name
@@ -28,6 +29,8 @@ class Format:
     source: str | None = None  # dataset name when the format is one dataset's (else: folder / hub id)
     language: str | None = None  # the dataset's language when its rows do not say
     about: str = ""
+    objective: ObjectiveRule = None  # what its labels judged (data.objectives), fixed or by subset
+    labeler: str | None = None  # "human" | "llm-judge" when the dataset's labels are all one kind
 
 
 def _is_hh(row: dict[str, Any]) -> bool:
@@ -45,38 +48,44 @@ def _is_translated_hh(row: dict[str, Any]) -> bool:
 
 FORMATS: dict[str, Format] = {f.name: f for f in [
     Format("hh-rlhf", readers.read_hh_rlhf, ("chosen", "rejected"), _is_hh, "hh-rlhf", "en",
-           "Anthropic hh-rlhf transcripts {chosen, rejected} ('\\n\\nHuman: ...\\n\\nAssistant: ...')"),
+           "Anthropic hh-rlhf transcripts {chosen, rejected} ('\\n\\nHuman: ...\\n\\nAssistant: ...')",
+           by_subset, "human"),
     Format("ko-hh-rlhf-deepl", named.read_ko_hh_rlhf_deepl, ("chosen",),
            lambda row: ("__line__" in row and "Human:" in row["__line__"]) or _is_translated_hh(row), "ko-hh-rlhf", "ko",
-           "sionic-ai Data_Ko_hh-rlhf: DeepL-translated hh-rlhf as almost-JSON lines (keys, quotes, roles damaged)"),
+           "sionic-ai Data_Ko_hh-rlhf: DeepL-translated hh-rlhf as almost-JSON lines (keys, quotes, roles damaged)",
+           "harmlessness", "human"),  # a translation of harmless-base
     Format("helpsteer3", named.read_helpsteer3,
            ("context", "response1", "response2", "overall_preference"),
            lambda row: "overall_preference" in row and "response1" in row, "helpsteer3", None,
-           "nvidia/HelpSteer3 preference: context, response1/2, overall_preference -3..3"),
+           "nvidia/HelpSteer3 preference: context, response1/2, overall_preference -3..3", "helpfulness", "human"),
     Format("arena", named.read_arena, ("conversation_a", "conversation_b", "winner"),
            lambda row: "winner" in row and "conversation_a" in row, None, None,
-           "chatbot-arena / MT-Bench human judgments: conversation_a/b, winner model_a|model_b|tie|tie (bothbad), turn"),
+           "chatbot-arena / MT-Bench human judgments: conversation_a/b, winner model_a|model_b|tie|tie (bothbad), turn",
+           "general", "human"),
     Format("hh-rlhf-ko", named.read_hh_rlhf_ko, ("context", "instruction", "chosen", "rejected"),
            lambda row: "instruction" in row and "context" in row and isinstance(row.get("chosen"), dict),
-           "hh-rlhf-ko", "ko", "heegyu/hh-rlhf-ko: context [{from, value}], instruction, chosen/rejected {from, value}"),
+           "hh-rlhf-ko", "ko", "heegyu/hh-rlhf-ko: context [{from, value}], instruction, chosen/rejected {from, value}",
+           by_subset, "human"),
     Format("pku-saferlhf-ko", named.read_pku_saferlhf,
            ("prompt_k", "response_0_ko", "response_1_ko", "better_response_id", "safer_response_id"),
            lambda row: "response_0_ko" in row, "pku-saferlhf-ko", "ko",
-           "heegyu/PKU-SafeRLHF-ko: prompt_k, response_{0,1}_ko, better/safer_response_id"),
+           "heegyu/PKU-SafeRLHF-ko: prompt_k, response_{0,1}_ko, better/safer_response_id", by_subset, "human"),
     Format("pku-saferlhf", named.read_pku_saferlhf,
            ("prompt", "response_0", "response_1", "better_response_id", "safer_response_id"),
            lambda row: "response_0" in row and "better_response_id" in row, "pku-saferlhf", "en",
-           "PKU-Alignment/PKU-SafeRLHF: prompt, response_{0,1}, better/safer_response_id"),
+           "PKU-Alignment/PKU-SafeRLHF: prompt, response_{0,1}, better/safer_response_id", by_subset, "human"),
     Format("square", named.read_square, ("question", "response", "acceptable?"),
            lambda row: "acceptable?" in row and "question" in row, "square", "ko",
-           "naver-ai SQuARe responses: question, response, acceptable? (pairs built per question)"),
+           "naver-ai SQuARe responses: question, response, acceptable? (pairs built per question)",
+           "harmlessness", "human"),
     Format("kudge", named.read_kudge, ("instruction", "chosen_response", "rejected_response"),
            lambda row: "chosen_response" in row and "rejected_response" in row, "kudge", None,
-           "KUDGE challenge: instruction, chosen_response, rejected_response, subset (Korean-/English-Easy/Hard)"),
+           "KUDGE challenge: instruction, chosen_response, rejected_response, subset (Korean-/English-Easy/Hard)",
+           "correctness", "human"),
     Format("kudge-falseinfo", named.read_kudge_falseinfo,
            ("instruction", "original_response", "response_with_false_info"),
            lambda row: "response_with_false_info" in row, "kudge", "ko",
-           "KUDGE k2-eval pairwise false-info: original_response vs the same with one false fact"),
+           "KUDGE k2-eval pairwise false-info: original_response vs the same with one false fact", "correctness", "human"),
     Format("kudge-pointwise", named.read_kudge_pointwise, ("instruction", "response", "corrupted_sequence"),
            lambda row: "corrupted_sequence" in row and "response" in row, "kudge", "ko",
            "KUDGE k2-eval pointwise false-info: ONE response per row, not a pair (rows are counted, not read)"),

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rewardsmith.data import files, filters
+from rewardsmith.data import files, filters, objectives
 from rewardsmith.data.common import BadRow, RowContext, normalize_language
 from rewardsmith.data.formats import FORMATS, Format, check_columns, detect, get_format
 from rewardsmith.data.mojibake import find_mojibake, has_replacement_char
@@ -46,6 +46,8 @@ def load_pairs(
     columns: Mapping[str, str] | None = None,
     preset: str | None = None,
     language: str | None = None,
+    objective: str | None = None,
+    labeler: str | None = None,
 ) -> LoadResult:
     """Read preference pairs from a file, folder, glob, Hugging Face dataset id or saved dataset folder.
 
@@ -56,6 +58,9 @@ def load_pairs(
               `source` then overrides where the data is read from (a local copy).
     language: the data's language ("ko", "japanese"): rows that do not say get it, rows in
               another language are dropped (reason "language != ko").
+    objective: what the labels judged (`objectives.OBJECTIVES`), for pairs whose format and rows
+              do not say; known datasets set their own (hh-rlhf by subset, KUDGE correctness, ...).
+    labeler:  who labelled them ("human" | "llm-judge"), likewise for pairs that do not say.
     Returns LoadResult(pairs, report). Raises RewardsmithError for a source that is wrong as a
     whole (missing, unreadable, not UTF-8, missing columns) with the fix in the message.
     """
@@ -80,9 +85,13 @@ def load_pairs(
         steps = list(p.filters)
         name = p.source_name
         language = language or p.language
+        objective = objective or p.objective
+        labeler = labeler or p.labeler
     if source is None:
         raise RewardsmithError("load_pairs: give a source (file, folder, glob or dataset id) or a preset")
     lang = normalize_language(language) if language else None
+    objectives.check_objective(objective)
+    objectives.check_labeler(labeler)
     fmt = get_format(format) if format else None
     report = DropReport()
     pairs: list[PreferencePair] = []
@@ -91,6 +100,9 @@ def load_pairs(
     for src in sources:
         before = report.dropped.copy()
         got = _read_source(src, fmt, columns, lang, name, report)
+        if got:
+            use = FORMATS[report.files[src.name]]
+            objectives.label(got, use.objective, use.labeler or labeler, default=objective)
         _check_not_all_wrong(src, got, report.dropped - before, report)
         pairs.extend(got)
     pairs = _drop_mojibake(pairs, report)

@@ -40,6 +40,8 @@ class Preset:
     expected: int | None = None  # pairs the card reports after its filters, when it says
     language: str | None = None  # the set's language: fills rows that do not say, drops rows in another
     source_name: str | None = None  # `source` of its pairs when the format does not name one
+    objective: str | None = None  # what its labels judged, when the format does not say (data.objectives)
+    labeler: str | None = None  # "human" | "llm-judge", likewise
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [
@@ -62,7 +64,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("ko-ultrafeedback-binarized", "maywell/ko_Ultrafeedback_binarized (GPT-4 labels), Korean",
            "maywell/ko_Ultrafeedback_binarized", "**/*", "preference", None, (),
            "heegyu/ko-reward-model-helpful-roberta-large: ko-ultrafeedback-binarized",
-           language="ko", source_name="ko-ultrafeedback-binarized"),
+           language="ko", source_name="ko-ultrafeedback-binarized", objective="general", labeler="llm-judge"),
     Preset("hh-rlhf", "Anthropic hh-rlhf, one subset per file (harmless-base, helpful-base, ...)",
            "Anthropic/hh-rlhf", "**/*test*.jsonl*", "hh-rlhf", "test", (),
            "Anthropic hh-rlhf test split: 8,552 pairs (2,312 / 2,354 / 1,137 / 2,749)", 8552),

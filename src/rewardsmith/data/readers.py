@@ -15,12 +15,13 @@ from typing import Any
 from rewardsmith.data.common import (
     BadRow, RowContext, as_messages, as_text, check_prompt, normalize_language,
 )
+from rewardsmith.data.objectives import LABELERS, OBJECTIVES
 from rewardsmith.data.record import Message, PreferencePair
 from rewardsmith.data.report import DropReport
 
 # Columns the generic reader understands; anything else in a row goes to label_info.
 PAIR_FIELDS = ("id", "prompt", "chosen", "rejected", "margin", "language", "source", "subset",
-               "label_info", "rejected_prompt")
+               "label_info", "rejected_prompt", "objective", "labeler")
 
 
 def read_preference(row: dict[str, Any], ctx: RowContext, report: DropReport) -> Iterator[PreferencePair]:
@@ -82,7 +83,18 @@ def read_preference(row: dict[str, Any], ctx: RowContext, report: DropReport) ->
         else (row.get("__split__") or ctx.subset),
         label_info=label_info,
         rejected_prompt=rejected_prompt,
+        objective=_known(row.get("objective"), OBJECTIVES, "objective"),
+        labeler=_known(row.get("labeler"), LABELERS, "labeler"),
     )
+
+
+def _known(value: Any, allowed: tuple[str, ...], field: str) -> str | None:
+    """A row's objective / labeler: one of `allowed`, or None when the row has none."""
+    if value in (None, ""):
+        return None
+    if value not in allowed:
+        raise BadRow("value out of range", f"{field} is {value!r}, expected one of {', '.join(allowed)}")
+    return str(value)
 
 
 def _json_object(text: str) -> dict[str, Any]:

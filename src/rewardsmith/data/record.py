@@ -31,6 +31,9 @@ class PreferencePair:
     subset:          a part of the source ("harmless-base", "train", ...) or None.
     label_info:      the raw label information as published (winner, overall_preference,
                      judge verdicts, ...), kept so nothing about the label is lost.
+    objective:       what the label judged: helpfulness, harmlessness, correctness or general
+                     (data.objectives); None when the source does not say.
+    labeler:         who judged: "human" or "llm-judge"; None when unknown.
     rejected_prompt: None when both answers reply to `prompt` (almost always). Set only when the
                      rejected answer replies to a different conversation (a few hh-rlhf pairs
                      differ before the last turn); then each side is scored as its own whole
@@ -47,6 +50,8 @@ class PreferencePair:
     subset: str | None = None
     label_info: dict[str, Any] = field(default_factory=dict)
     rejected_prompt: list[Message] | None = None
+    objective: str | None = None
+    labeler: str | None = None
 
     @property
     def is_single_turn(self) -> bool:

@@ -24,6 +24,7 @@ class DropReport:
     dropped:  reason -> number of rows dropped for it ("invalid json", "tie", "mojibake", ...).
     examples: reason -> up to MAX_EXAMPLES strings "file:line: detail".
     kept:     (source, subset, language) -> number of pairs kept (filled by `count_kept`).
+    mixture:  (language, objective, labeler) -> pairs kept: what the labels mean (data.objectives).
     flagged:  reason -> number of pairs KEPT but worth knowing about (e.g. hh-rlhf pairs whose
               rejected side differs before the last turn), with examples in `flag_examples`.
     files:    files (or datasets) read, with the format used for each.
@@ -33,6 +34,7 @@ class DropReport:
     dropped: Counter = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
     kept: Counter = field(default_factory=Counter)
+    mixture: Counter = field(default_factory=Counter)
     flagged: Counter = field(default_factory=Counter)
     flag_examples: dict[str, list[str]] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
@@ -53,6 +55,7 @@ class DropReport:
     def count_kept(self, pairs: list[PreferencePair]) -> None:
         """Recount `kept` from the final pairs (call after the last filter)."""
         self.kept = Counter((p.source, p.subset, p.language) for p in pairs)
+        self.mixture = Counter((p.language, p.objective, p.labeler) for p in pairs)
 
     @property
     def n_kept(self) -> int:
@@ -85,6 +88,10 @@ class DropReport:
                 {"source": s, "subset": sub, "language": lang, "pairs": n}
                 for (s, sub, lang), n in sorted(self.kept.items(), key=lambda kv: tuple(map(str, kv[0])))
             ],
+            "kept_by_language_objective_labeler": [
+                {"language": lang, "objective": obj, "labeler": who, "pairs": n}
+                for (lang, obj, who), n in sorted(self.mixture.items(), key=lambda kv: tuple(map(str, kv[0])))
+            ],
             "files": self.files,
             "skipped_files": self.skipped,
         }
@@ -96,6 +103,13 @@ class DropReport:
             lines.append("kept by source / subset / language:")
             for (s, sub, lang), n in sorted(self.kept.items(), key=lambda kv: tuple(map(str, kv[0]))):
                 lines.append(f"  {s} / {sub or '-'} / {lang or '?'}: {n}")
+        if self.mixture:
+            lines.append("kept by language / objective / labeler (what the labels mean):")
+            for (lang, obj, who), n in sorted(self.mixture.items(), key=lambda kv: tuple(map(str, kv[0]))):
+                lines.append(f"  {lang or '?'} / {obj or 'unknown objective'} / {who or 'unknown labeler'}: {n}")
+            if any(obj is None for _, obj, _ in self.mixture):
+                lines.append("  (an unknown objective: give the source's with --objective, or `objective:` in a "
+                             "training config's data entry)")
         if self.dropped:
             lines.append("dropped by reason:")
             for reason, n in self.dropped.most_common():

@@ -208,3 +208,25 @@ def length_bias(outcomes, len_chosen, len_rejected, r_chosen=None, r_rejected=No
         pr, sp = pearson(rewards, lengths), spearman(rewards, lengths)
     return LengthBias(mean(longer), int(longer.sum()), mean(shorter), int(shorter.sum()),
                       int((lc == lr).sum()), pr, sp)
+
+
+def versus_length(outcomes, len_chosen, len_rejected, *, n_boot: int = 1000, seed: int = 0) -> dict:
+    """A model's outcomes against "the longer answer wins" and "the shorter answer wins" on the same pairs.
+
+    Returns {"longer_wins", "shorter_wins": their accuracies (a tie of lengths is not a win),
+    "baseline": the better one's name, "difference": model accuracy minus the better one's,
+    "ci95": the 95% interval of that difference over paired bootstrap draws (the same resampled
+    pairs for both), "beats": whether the whole interval is above zero}.
+    """
+    o = np.asarray(outcomes, dtype=np.float64)
+    longer = outcomes_from_scores(len_chosen, len_rejected)
+    shorter = outcomes_from_scores(len_rejected, len_chosen)
+    accs = {"longer wins": float(wins(longer).mean()) if o.size else float("nan"),
+            "shorter wins": float(wins(shorter).mean()) if o.size else float("nan")}
+    best = max(accs, key=lambda k: accs[k])
+    rule = longer if best == "longer wins" else shorter
+    diff = bootstrap_means(wins(o) - wins(rule), n_boot=n_boot, seed=seed)
+    lo, hi = interval(diff) if o.size else (float("nan"), float("nan"))
+    d = float(wins(o).mean() - wins(rule).mean()) if o.size else float("nan")
+    return {"longer_wins": accs["longer wins"], "shorter_wins": accs["shorter wins"], "baseline": best,
+            "difference": d, "ci95": (lo, hi), "beats": bool(lo > 0)}

@@ -37,15 +37,44 @@ def cell_text(a: Accuracy) -> str:
     return f"{_fmt(a.accuracy)} ({_fmt(a.low, 3)}–{_fmt(a.high, 3)})"
 
 
+NOT_ABOVE_BASELINE = "†"
+
+
+def flagged_text(result: EvalResult, model: str, column: str) -> str:
+    """The cell's text, with † when the model does not beat the better length baseline there."""
+    vs = result.versus_baseline.get((model, column))
+    return cell_text(result.table[model][column]) + (f" {NOT_ABOVE_BASELINE}" if vs and not vs.beats else "")
+
+
+def baseline_note(result: EvalResult) -> str:
+    """One line per model naming the columns where it is no better than a length rule, or ''."""
+    if not result.versus_baseline:
+        return ""
+    lines = [f"{NOT_ABOVE_BASELINE} not above the better of the length baselines ('longer wins' / 'shorter wins') "
+             "beyond the 95% interval of the paired difference: on these pairs the model has not shown it "
+             "learnt more than the answers' length."]
+    for m in result.models:
+        if m["kind"] == "baseline":
+            continue
+        behind = [c for c in result.columns if not result.versus_baseline[(m["name"], c)].beats]
+        if behind:
+            lines.append(f"- {m['name']}: no better than length on {len(behind)} of {len(result.columns)} columns "
+                         f"({', '.join(behind)})")
+        else:
+            lines.append(f"- {m['name']}: above both length baselines on every column")
+    return "\n".join(lines)
+
+
 def markdown_table(result: EvalResult) -> str:
-    """The card's table plus the counts behind every cell."""
+    """The card's table (length baselines as rows, † where a model does not beat them) plus the
+    counts behind every cell."""
     cols = result.columns
     lines = ["| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     for m in result.models:
-        row = result.table[m["name"]]
-        lines.append(f"| {m['name']} | " + " | ".join(cell_text(row[c]) for c in cols) + " |")
+        lines.append(f"| {m['name']} | " + " | ".join(flagged_text(result, m["name"], c) for c in cols) + " |")
+    note = baseline_note(result)
     lines += ["", "Accuracy = wins / n; a tie (equal rewards or a tie verdict) is not a win. "
-              "Intervals: 95% percentile bootstrap, seeded.", "",
+              "Intervals: 95% percentile bootstrap, seeded.", *(["", note] if note else []), "",
               "Counts per cell — n scored / ties:", "",
               "| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     for m in result.models:
@@ -109,6 +138,7 @@ def to_json(result: EvalResult) -> dict[str, Any]:
                       "evaluated": len(d.pairs), "sampled_from": d.sampled_from} for d in result.datasets],
         "table": {m: {c: a.to_dict() for c, a in row.items()} for m, row in result.table.items()},
         "breakdown": [c.to_dict() for c in result.breakdown],
+        "versus_baseline": [{"model": m, "column": c, **v.to_dict()} for (m, c), v in result.versus_baseline.items()],
         "length_bias": [{"model": m, "dataset": d, **lb.to_dict()} for (m, d), lb in result.length_bias.items()],
         "calibration": [{"model": m, "dataset": d, **c.to_dict()} for (m, d), c in result.calibration.items()],
         "reward_stats": reward_stats(result),
@@ -141,11 +171,14 @@ def write_report(result: EvalResult, out_dir: str | Path, *, plots: bool = True)
     written["table.csv"] = out / "table.csv"
     with open(written["table.csv"], "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["model", "kind", "column", "accuracy", "ci_low", "ci_high", "n", "wins", "ties"])
+        w.writerow(["model", "kind", "column", "accuracy", "ci_low", "ci_high", "n", "wins", "ties",
+                    "beats_length_baselines"])
         for m in result.models:
             for c in result.columns:
                 a = result.table[m["name"]][c]
-                w.writerow([m["name"], m["kind"], c, a.accuracy, a.low, a.high, a.n, a.wins, a.ties])
+                vs = result.versus_baseline.get((m["name"], c))
+                w.writerow([m["name"], m["kind"], c, a.accuracy, a.low, a.high, a.n, a.wins, a.ties,
+                            "" if vs is None else vs.beats])
 
     written["breakdown.csv"] = out / "breakdown.csv"
     with open(written["breakdown.csv"], "w", newline="", encoding="utf-8") as f:
@@ -201,7 +234,7 @@ def html_report(result: EvalResult, images: dict[str, Path]) -> str:
     """One HTML page: table (best per column in bold), counts, datasets, breakdown, diagnostics, plots."""
     cols = result.columns
     names = [m["name"] for m in result.models]
-    rows = [[n, *(cell_text(result.table[n][c]) for c in cols)] for n in names]
+    rows = [[n, *(flagged_text(result, n, c) for c in cols)] for n in names]
     bold = set()
     for j, c in enumerate(cols, start=1):
         accs = [result.table[n][c].accuracy for n in names]
@@ -214,6 +247,8 @@ def html_report(result: EvalResult, images: dict[str, Path]) -> str:
              "<p class='note'>Pairwise accuracy = wins / n; a tie (equal rewards or a tie verdict) is not a win. "
              "Parentheses: 95% percentile-bootstrap interval (seeded). The mean column is the unweighted mean "
              "of the dataset columns.</p>",
+             *([f"<p class='note'>{html.escape(baseline_note(result)).replace(chr(10), '<br>')}</p>"]
+               if result.versus_baseline else []),
              "<h2>Counts</h2>",
              _table(["model", "kind", *[f"{c}: n / ties" for c in cols], "responses scored / cached"],
                     [[m["name"], m["kind"], *(f"{result.table[m['name']][c].n} / {result.table[m['name']][c].ties}"

@@ -279,6 +279,28 @@ class EvalResult:
     calibration: dict[tuple[str, str], metrics.Calibration] = field(default_factory=dict)
     judgements: dict[tuple[str, str], Judgement] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    # (model, column) -> the model against the better length baseline of that column (`versus_baseline`)
+    versus_baseline: dict[tuple[str, str], "BaselineComparison"] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BaselineComparison:
+    """A model's accuracy minus the better baseline's on one column, with the 95% interval of that
+    difference from the shared (paired) bootstrap draws. `beats` only when the whole interval is
+    above zero: a model inside the baseline's noise has not shown it learnt more than length."""
+
+    baseline: str
+    difference: float
+    low: float
+    high: float
+
+    @property
+    def beats(self) -> bool:
+        return self.low > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"baseline": self.baseline, "difference": self.difference, "ci_low": self.low, "ci_high": self.high,
+                "beats": self.beats}
 
 
 def _seed(seed: int, *parts: str) -> int:
@@ -300,6 +322,7 @@ def evaluate(evaluators: Sequence[Evaluator], datasets: Sequence[LoadedDataset],
     columns.append("mean")
 
     result = EvalResult([], list(datasets), columns, {}, [])
+    boots_of: dict[tuple[str, str], np.ndarray] = {}  # (evaluator, column) -> bootstrap accuracies
     for ev in evaluators:
         row: dict[str, metrics.Accuracy] = {}
         headline_boots = []
@@ -316,6 +339,7 @@ def evaluate(evaluators: Sequence[Evaluator], datasets: Sequence[LoadedDataset],
                     sel = np.array([p.subset == s for p in ds.pairs])
                     cell, boots = metrics.accuracy(j.outcomes[sel], n_boot=n_boot, seed=_seed(seed, name, s))
                     row[f"{name} {s}"] = cell
+                    boots_of[(ev.name, f"{name} {s}")] = boots
                     boots_per_split.append(boots)
                 # The card's headline: the mean of the split accuracies (not the pooled accuracy).
                 boots = np.mean(boots_per_split, axis=0)
@@ -327,6 +351,7 @@ def evaluate(evaluators: Sequence[Evaluator], datasets: Sequence[LoadedDataset],
             else:
                 row[name], boots = metrics.accuracy(j.outcomes, n_boot=n_boot, seed=_seed(seed, name, "all"))
             headline_boots.append(boots)
+            boots_of[(ev.name, name)] = boots
             result.breakdown += _breakdown(ev.name, ds, j, seed=seed, n_boot=n_boot)
             lengths_c = [len(p.chosen) for p in ds.pairs]
             lengths_r = [len(p.rejected) for p in ds.pairs]
@@ -339,9 +364,30 @@ def evaluate(evaluators: Sequence[Evaluator], datasets: Sequence[LoadedDataset],
         lo, hi = metrics.interval(boots)
         row["mean"] = metrics.Accuracy(float(np.mean([h.accuracy for h in heads])), lo, hi,
                                        sum(h.n for h in heads), sum(h.wins for h in heads), sum(h.ties for h in heads))
+        boots_of[(ev.name, "mean")] = boots
         result.table[ev.name] = row
         result.models.append(ev.info())
+    result.versus_baseline = versus_baseline(result, boots_of)
     return result
+
+
+def versus_baseline(result: EvalResult, boots_of: dict[tuple[str, str], np.ndarray]
+                    ) -> dict[tuple[str, str], BaselineComparison]:
+    """Every non-baseline row against the better (higher accuracy) baseline row, per column."""
+    baselines = [m["name"] for m in result.models if m["kind"] == "baseline"]
+    out = {}
+    if not baselines:
+        return out
+    for m in result.models:
+        if m["kind"] == "baseline":
+            continue
+        for col in result.columns:
+            best = max(baselines, key=lambda b: result.table[b][col].accuracy)
+            diff = boots_of[(m["name"], col)] - boots_of[(best, col)]
+            lo, hi = metrics.interval(diff)
+            out[(m["name"], col)] = BaselineComparison(
+                best, result.table[m["name"]][col].accuracy - result.table[best][col].accuracy, lo, hi)
+    return out
 
 
 def _splits(ds: LoadedDataset) -> tuple[str, ...]:
@@ -352,9 +398,9 @@ def _splits(ds: LoadedDataset) -> tuple[str, ...]:
 
 
 def _breakdown(model: str, ds: LoadedDataset, j: Judgement, *, seed: int, n_boot: int) -> list[Cell]:
-    """Accuracy per subset and per language, when the dataset has more than one of either."""
+    """Accuracy per subset, language, objective and labeler, when the dataset has more than one of any."""
     cells = []
-    for attr in ("subset", "language"):
+    for attr in ("subset", "language", "objective", "labeler"):
         values = [getattr(p, attr) or "unknown" for p in ds.pairs]
         distinct = sorted(set(values))
         if len(distinct) < 2:

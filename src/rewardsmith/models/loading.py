@@ -41,7 +41,7 @@ class RewardModel:
         return self.tokenizer.pad_token_id
 
 
-def _resolve(name_or_path: str | Path) -> str:
+def locate_model(name_or_path: str | Path) -> str:
     """A local folder, an embedded model (prepared into the cache), or a hub id, as a string."""
     path = Path(name_or_path).expanduser()
     if path.exists():
@@ -123,7 +123,7 @@ def load_reward_model(name_or_path: str | Path, *, dtype=None, device=None,
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    source = _resolve(name_or_path)
+    source = locate_model(name_or_path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -171,7 +171,7 @@ def init_reward_model(base: str | Path, *, max_length: int | None = None, trunca
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    source = _resolve(base)
+    source = locate_model(base)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
         model = AutoModelForSequenceClassification.from_pretrained(

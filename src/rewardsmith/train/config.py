@@ -34,6 +34,8 @@ class DataSpec:
     split: str | None = None
     preset: str | None = None
     language: str | None = None  # rows without a language get it; rows in another are dropped
+    objective: str | None = None  # what the labels judged, for rows whose format does not say (data.objectives)
+    labeler: str | None = None  # "human" | "llm-judge", likewise
     columns: dict[str, str] | None = None  # {our name: their column}
     limit: int | None = None  # keep at most this many pairs, a seeded random sample
 
@@ -76,6 +78,9 @@ class TrainConfig:
     # Loss.
     use_margin: bool = False  # subtract each pair's `margin` (0 when a pair has none)
     center_rewards_coef: float | None = None
+    # Loss weight per group "language/objective[/labeler]" (fnmatch patterns, e.g. "ko/harmlessness": 0.5,
+    # "*/helpfulness/llm-judge": 2): a pair's weight is its first matching pattern's, else 1.
+    group_weights: dict[str, float] = field(default_factory=dict)
     # Model.
     precision: str = "auto"  # auto (bf16 where the hardware has it) | bf16 | fp32
     freeze_embeddings: bool = False  # the word-embedding table; most of a small model's optimizer cost
@@ -184,7 +189,7 @@ def _validate(raw: dict[str, Any], where: str) -> TrainConfig:
 
     values: dict[str, Any] = {}
     for name, f in fields.items():
-        if name not in raw or name in ("train_data", "val_data", "lr", "lora", "adam_betas"):
+        if name not in raw or name in ("train_data", "val_data", "lr", "lora", "adam_betas", "group_weights"):
             continue
         v = raw[name]
         default = f.default
@@ -217,6 +222,8 @@ def _validate(raw: dict[str, Any], where: str) -> TrainConfig:
             err("adam_betas", f"expected two numbers in [0, 1), e.g. [0.9, 0.999]; got {b!r}")
     if raw.get("lora") not in (None, False):
         values["lora"] = _lora(raw["lora"], err)
+    if raw.get("group_weights") is not None:
+        values["group_weights"] = _group_weights(raw["group_weights"], err)
 
     # Ranges and relations between fields.
     v = {**{n: f.default for n, f in fields.items() if f.default is not dataclasses.MISSING}, **values}
@@ -290,8 +297,35 @@ def _data_specs(raw: Any, name: str, err) -> tuple[DataSpec, ...]:
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
             err(f"{name}[{i}].limit", f"expected a positive integer, got {limit!r}")
             continue
+        try:
+            from rewardsmith.data.objectives import check_labeler, check_objective
+
+            check_objective(item.get("objective"), f"{name}[{i}].objective")
+            check_labeler(item.get("labeler"), f"{name}[{i}].labeler")
+        except RewardsmithError as e:
+            err(f"{name}[{i}]", str(e))
+            continue
         specs.append(DataSpec(**item))
     return tuple(specs)
+
+
+def _group_weights(raw: Any, err) -> dict[str, float]:
+    from rewardsmith.data.objectives import OBJECTIVES
+
+    if not isinstance(raw, dict):
+        err("group_weights", f"expected a mapping of group -> weight, e.g. {{'ko/harmlessness': 0.5}}; got {raw!r}")
+        return {}
+    out = {}
+    for key, weight in raw.items():
+        parts = str(key).split("/")
+        if not 2 <= len(parts) <= 3 or (parts[1] not in (*OBJECTIVES, "*", "unknown")):
+            err(f"group_weights.{key}", f"expected LANGUAGE/OBJECTIVE[/LABELER] with an objective among "
+                f"{', '.join(OBJECTIVES)} (or *), e.g. ko/helpfulness or */harmlessness/human")
+        elif isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
+            err(f"group_weights.{key}", f"expected a weight >= 0, got {weight!r}")
+        else:
+            out[str(key)] = float(weight)
+    return out
 
 
 def _lrs(raw: Any, err) -> tuple[float, ...]:

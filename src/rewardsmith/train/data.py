@@ -14,7 +14,7 @@ import json
 import logging
 import random
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from rewardsmith.data.record import PreferencePair
@@ -22,12 +22,21 @@ from rewardsmith.data.record import PreferencePair
 
 @dataclass(frozen=True)
 class EncodedPair:
-    """A pair as token ids. `margin` is 0.0 when the source gave none."""
+    """A pair as token ids. `margin` is 0.0 when the source gave none.
+
+    group: "language/objective/labeler" (data.objectives.group_name), what validation reports by;
+    weight: its loss weight (config.group_weights); response_tokens: (chosen, rejected) response
+    lengths in tokens before any truncation, for the length baselines validation reports beside
+    the model ("longer wins" needs the real lengths, not the truncated inputs').
+    """
 
     chosen: list[int]
     rejected: list[int]
     margin: float
     language: str
+    group: str = "unknown/unknown/unknown"
+    weight: float = 1.0
+    response_tokens: tuple[int, int] = (0, 0)
 
     @property
     def length(self) -> int:  # both rows of a pair share the batch's padded length
@@ -66,16 +75,19 @@ class EncodeReport:
                 "prompt_truncated": dict(self.truncated), "response_truncated": dict(self.response_truncated)}
 
 
-def encode_pairs(pairs: list[PreferencePair], tokenizer, manifest,
-                 over_length: str = "drop") -> tuple[list[EncodedPair], EncodeReport]:
+def encode_pairs(pairs: list[PreferencePair], tokenizer, manifest, over_length: str = "drop",
+                 weight_of: Callable[[str], float] | None = None) -> tuple[list[EncodedPair], EncodeReport]:
     """Encode both sides of every pair with `models.encode` at `manifest.max_length`.
 
     over_length="drop": a pair is dropped (counted by language) when either side did not fit;
     the label then always describes exactly what the model saw.
     "truncate": the manifest's truncation applies (the prompt is cut on its truncation side, then
     a response that alone is too long loses its end); counted as prompt / response truncated.
+    weight_of: a pair's loss weight from its group (`group_weights`); 1 for all when None.
     Returns the encoded pairs (input order kept) and the report.
     """
+    from rewardsmith.data.filters import n_tokens
+    from rewardsmith.data.objectives import group_name
     from rewardsmith.models import TruncationStats, encode
 
     report = EncodeReport()
@@ -100,10 +112,26 @@ def encode_pairs(pairs: list[PreferencePair], tokenizer, manifest,
             if response_cut:
                 report.response_truncated[lang] += 1
             report.kept[lang] += 1
-            out.append(EncodedPair(ids[0], ids[1], float(pair.margin or 0.0), lang))
+            group = group_name(pair)
+            out.append(EncodedPair(ids[0], ids[1], float(pair.margin or 0.0), lang, group,
+                                   weight_of(group) if weight_of else 1.0,
+                                   (n_tokens(tokenizer, pair.chosen), n_tokens(tokenizer, pair.rejected))))
     finally:
         quiet.setLevel(level)
     return out, report
+
+
+def group_weights(weights: Mapping[str, float]) -> Callable[[str], float]:
+    """group name -> loss weight: the first pattern of `weights` ("ko/harmlessness", "*/helpfulness/human")
+    that matches the group (a two-part pattern matches every labeler), else 1."""
+    import fnmatch
+
+    patterns = [(p if p.count("/") == 2 else p + "/*", w) for p, w in weights.items()]
+
+    def weight_of(group: str) -> float:
+        return next((w for p, w in patterns if fnmatch.fnmatchcase(group, p)), 1.0)
+
+    return weight_of
 
 
 def split_by_prompt(pairs: list[PreferencePair], fraction: float, seed: int
@@ -189,7 +217,7 @@ def split_lengths(pair: EncodedPair) -> tuple[int, int]:
 
 def make_batch(pairs: list[EncodedPair], pad_id: int, padding_side: str = "right",
                share_prefix: bool = False, min_saving: int | None = None) -> dict:
-    """B pairs -> {"input_ids", "attention_mask": (2B, T), "margin": (B,), "tokens", "computed", "padded"}.
+    """B pairs -> {"input_ids", "attention_mask": (2B, T), "margin", "weight": (B,), "tokens", "computed", "padded"}.
 
     Rows 0..B-1 are the chosen inputs, rows B..2B-1 the rejected inputs of the same pairs, so one
     forward pass scores both (the layout `loss.bradley_terry_loss` expects).
@@ -211,6 +239,7 @@ def make_batch(pairs: list[EncodedPair], pad_id: int, padding_side: str = "right
     sequences = [p.chosen for p in pairs] + [p.rejected for p in pairs]
     tokens = sum(len(s) for s in sequences)
     margin = torch.tensor([p.margin for p in pairs], dtype=torch.float32)
+    weight = torch.tensor([p.weight for p in pairs], dtype=torch.float32)
     if share_prefix:
         shared = [p.shared_length for p in pairs]
         suffixes = [p.chosen[k:] for p, k in zip(pairs, shared)] + [p.rejected[k:] for p, k in zip(pairs, shared)]
@@ -221,10 +250,11 @@ def make_batch(pairs: list[EncodedPair], pad_id: int, padding_side: str = "right
             prefix = collate([p.chosen[:k] for p, k in zip(pairs, shared)], pad_id, padding_side="left")
             batch = dict(collate(suffixes, pad_id))
             batch.update(prefix_ids=prefix["input_ids"], prefix_mask=prefix["attention_mask"], margin=margin,
-                         tokens=tokens, computed=sum(shared) + sum(len(s) for s in suffixes), padded=padded)
+                         weight=weight, tokens=tokens, computed=sum(shared) + sum(len(s) for s in suffixes), padded=padded)
             return batch
     batch = dict(collate(sequences, pad_id, padding_side))
     batch["margin"] = margin
+    batch["weight"] = weight
     batch["tokens"] = batch["computed"] = tokens  # real tokens
     batch["padded"] = int(batch["input_ids"].numel())  # tokens computed, padding included
     return batch

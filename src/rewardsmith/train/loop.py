@@ -25,6 +25,7 @@ import logging
 import math
 import shutil
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +34,9 @@ import torch
 from rewardsmith.errors import RewardsmithError
 from rewardsmith.models.loading import is_causal_decoder
 from rewardsmith.train.config import TrainConfig
-from rewardsmith.train.data import (EncodedPair, encode_pairs, length_sorted, make_batch, micro_batches,
-                                    sample, split_by_prompt, split_lengths)
+from rewardsmith.train import is_main_process
+from rewardsmith.train.data import (EncodedPair, encode_pairs, group_weights, length_sorted, make_batch,
+                                    micro_batches, sample, split_by_prompt, split_lengths)
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +180,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             with contextlib.nullcontext() if sync else accelerator.no_sync(model):
                 rewards = batch_rewards(model, batch, accelerator.device)  # (2B,) chosen, then rejected
                 loss = bradley_terry_loss(rewards, batch["margin"] if config.use_margin else None,
-                                          config.center_rewards_coef)
+                                          config.center_rewards_coef,
+                                          batch["weight"] if config.group_weights else None)
                 accelerator.backward(loss / accum)  # mean over the step's pairs: micro-batches are equal
             chosen, rejected = rewards.detach().reshape(2, -1)
             stats += torch.tensor([loss.item() * len(indices), (chosen > rejected).sum().item(), len(indices),
@@ -326,11 +329,21 @@ def evaluate_pairs(model, pairs: list[EncodedPair], accelerator, pad_id: int, pa
     chosen = torch.tensor([c for _, c, _ in results])
     rejected = torch.tensor([r for _, _, r in results])
     languages = [pairs[i].language for i, _, _ in results]
+    groups = [pairs[i].group for i, _, _ in results]
+    lengths = torch.tensor([pairs[i].response_tokens for i, _, _ in results], dtype=torch.float64).reshape(-1, 2)
     metrics = _accuracy(chosen, rejected)
     metrics["by_language"] = {
         lang: _accuracy(chosen[sel], rejected[sel])
         for lang in sorted(set(languages))
         for sel in [torch.tensor([x == lang for x in languages])]
+    }
+    # Per language/objective/labeler, beside "longer wins" / "shorter wins" on the same pairs: a
+    # pooled accuracy hides a model that learnt one group's rule and applies it to another.
+    metrics["by_group"] = {
+        group: {**_accuracy(chosen[sel], rejected[sel]),
+                **_versus_length(chosen[sel], rejected[sel], lengths[sel])}
+        for group in sorted(set(groups))
+        for sel in [torch.tensor([x == group for x in groups])]
     }
     if return_rewards:
         return metrics, chosen.tolist() + rejected.tolist()
@@ -347,6 +360,14 @@ def _accuracy(chosen, rejected) -> dict:
             "ties": int((chosen == rejected).sum()), "loss": loss}
 
 
+def _versus_length(chosen, rejected, lengths) -> dict:
+    from rewardsmith.evaluate.metrics import outcomes_from_scores, versus_length
+
+    out = versus_length(outcomes_from_scores(chosen.numpy(), rejected.numpy()), lengths[:, 0].numpy(),
+                        lengths[:, 1].numpy())
+    return {"vs_length": out}
+
+
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     """95% Wilson score interval for a proportion (better than the normal one near 0/1 and for small n)."""
     if n == 0:
@@ -361,6 +382,8 @@ def _flat(metrics: dict) -> dict:
     row = {k: v for k, v in metrics.items() if k in ("accuracy", "loss", "n")}
     for lang, m in metrics.get("by_language", {}).items():
         row[f"accuracy_{lang}"] = m["accuracy"]
+    for group, m in metrics.get("by_group", {}).items():
+        row[f"accuracy_{group}"] = m["accuracy"]
     return row
 
 
@@ -425,7 +448,8 @@ def load_data(config: TrainConfig, tokenizer, manifest):
         pairs = []
         for spec in specs:
             result = load_pairs(spec.source, format=spec.format, split=spec.split, preset=spec.preset,
-                                language=spec.language, columns=spec.columns)
+                                language=spec.language, columns=spec.columns, objective=spec.objective,
+                                labeler=spec.labeler)
             pairs += sample(result.pairs, spec.limit, config.seed)
         return pairs
 
@@ -434,9 +458,36 @@ def load_data(config: TrainConfig, tokenizer, manifest):
         val_raw = load(config.val_data)
     else:
         train_raw, val_raw = split_by_prompt(train_raw, config.val_fraction, config.seed)
-    train_pairs, report = encode_pairs(train_raw, tokenizer, manifest, config.over_length)
+    check_mixture(train_raw)
+    weight_of = group_weights(config.group_weights)
+    train_pairs, report = encode_pairs(train_raw, tokenizer, manifest, config.over_length, weight_of)
     val_pairs, val_report = encode_pairs(val_raw, tokenizer, manifest, config.over_length)
     return train_pairs, val_pairs, report, val_report
+
+
+def check_mixture(pairs) -> Counter:
+    """Log the training mixture by language / objective / labeler, and warn where it will teach the
+    wrong rule: a language with no helpfulness pairs learns whatever its pairs reward (harmlessness
+    pairs alone teach "refuse": measured on Korean), and pairs of unknown objective cannot be
+    reported apart. Returns the mixture."""
+    from rewardsmith.data.objectives import group_name
+
+    mixture = Counter(group_name(p) for p in pairs)
+    if is_main_process():
+        log.info("training mixture (language/objective/labeler): %s",
+                 ", ".join(f"{g} {n}" for g, n in sorted(mixture.items())))
+        for lang in sorted({g.split("/")[0] for g in mixture}):
+            mine = {g.split("/")[1] for g in mixture if g.split("/")[0] == lang}
+            if "helpfulness" not in mine:
+                log.warning("%s has no helpfulness pairs (only %s): the model learns to rank %s answers by "
+                            "that rule alone, e.g. preferring refusals to ordinary requests; add %s helpfulness "
+                            "pairs or set each source's `objective:`", lang, ", ".join(sorted(mine)), lang, lang)
+        unknown = sum(n for g, n in mixture.items() if g.split("/")[1] == "unknown")
+        if unknown:
+            log.warning("%d training pairs have no objective: set `objective:` on their data entries "
+                        "(helpfulness, harmlessness, correctness, general) so validation can report them apart",
+                        unknown)
+    return mixture
 
 
 def _prepare_for_training(model, config: TrainConfig) -> None:
