@@ -71,6 +71,10 @@ def test_training_lowers_the_loss_and_changes_every_trainable_tensor(tmp_path, t
         assert g["vs_length"]["baseline"] == "longer wins" and not g["vs_length"]["beats"]
     printed = capsys.readouterr().out
     assert "| ko/helpfulness/human |" in printed and "† not above the better length baseline" in printed
+    # The probe suite ran on the saved model in its three languages.
+    assert "probe suite" in printed and "| refusal |" in printed
+    probes = json.loads((out / "probes.json").read_text())
+    assert set(probes["table"]["refusal"]) == {"en", "ja", "ko"}
     assert 0 <= result["padding_fraction"] < 1 and result["tokens_per_second"] > 0
 
     before, after = _weights(tiny_encoder_dir), _weights(out)
@@ -85,17 +89,17 @@ def test_training_lowers_the_loss_and_changes_every_trainable_tensor(tmp_path, t
 
 def test_an_existing_run_is_neither_overwritten_nor_resumed_with_other_settings(tmp_path, tiny_encoder_dir, capsys):
     config = _config(tmp_path, tiny_encoder_dir, max_steps=2)
-    assert main(["train", "--config", str(config), "--no-progress"]) == 0
+    assert main(["train", "--config", str(config), "--no-progress", "--no-probes"]) == 0
     capsys.readouterr()
-    assert main(["train", "--config", str(config), "--no-progress"]) == 2
+    assert main(["train", "--config", str(config), "--no-progress", "--no-probes"]) == 2
     assert "already holds checkpoints; pass --resume" in capsys.readouterr().err
-    assert main(["train", "--config", str(config), "--resume", "--lr", "1e-4", "--no-progress"]) == 2
+    assert main(["train", "--config", str(config), "--resume", "--lr", "1e-4", "--no-progress", "--no-probes"]) == 2
     assert "different config (lr changed)" in capsys.readouterr().err
 
 
 def test_frozen_embeddings_do_not_move(tmp_path, tiny_encoder_dir):
     config = _config(tmp_path, tiny_encoder_dir, freeze_embeddings=True, max_steps=4)
-    assert main(["train", "--config", str(config), "--no-progress"]) == 0
+    assert main(["train", "--config", str(config), "--no-progress", "--no-probes"]) == 0
     before, after = _weights(tiny_encoder_dir), _weights(tmp_path / "out")
     key = "bert.embeddings.word_embeddings.weight"
     assert torch.equal(before[key], after[key])
@@ -112,7 +116,7 @@ def test_head_lr_moves_the_new_head_faster_than_the_backbone(tmp_path, tiny_enco
     def change(run: str, **overrides) -> tuple[float, float]:
         (tmp_path / run).mkdir()
         config = _config(tmp_path / run, tiny_encoder_dir, lr=1e-5, max_steps=3, warmup_ratio=0.0, **overrides)
-        assert main(["train", "--config", str(config), "--no-progress"]) == 0
+        assert main(["train", "--config", str(config), "--no-progress", "--no-probes"]) == 0
         before, after = _weights(tiny_encoder_dir), _weights(tmp_path / run / "out")
         head = (after["classifier.weight"] - before["classifier.weight"]).abs().max().item()
         key = "bert.encoder.layer.0.attention.self.query.weight"
@@ -131,7 +135,7 @@ def test_lora_on_a_decoder_without_pad_token_saves_adapter_and_merged_model(tmp_
     from rewardsmith.models import collate, encode, init_reward_model, load_reward_model, reward_forward
 
     config = _config(tmp_path, tiny_decoder_dir, lora={"r": 4, "alpha": 8, "dropout": 0.0}, max_steps=10)
-    assert main(["train", "--config", str(config), "--no-progress"]) == 0
+    assert main(["train", "--config", str(config), "--no-progress", "--no-probes"]) == 0
     out = tmp_path / "out"
     adapter = load_file(str(out / "adapter" / "adapter_model.safetensors"))
     assert any("lora_A" in k for k in adapter) and any("score" in k for k in adapter)
@@ -151,7 +155,7 @@ def test_lora_on_a_decoder_without_pad_token_saves_adapter_and_merged_model(tmp_
 
 def test_lr_sweep_keeps_the_best_and_writes_a_table(tmp_path, tiny_encoder_dir, capsys):
     config = _config(tmp_path, tiny_encoder_dir, max_steps=6)
-    assert main(["train", "--config", str(config), "--lr", "1e-9,3e-3", "--no-progress"]) == 0
+    assert main(["train", "--config", str(config), "--lr", "1e-9,3e-3", "--no-progress", "--no-probes"]) == 0
     out = tmp_path / "out"
     sweep = json.loads((out / "sweep.json").read_text())
     assert [r["lr"] for r in sweep["runs"]] == [1e-9, 3e-3]
@@ -167,7 +171,7 @@ def test_user_errors_are_one_line(tmp_path, tiny_encoder_dir, capsys):
 
 
 def _run(args, env, **kw):
-    return subprocess.Popen([sys.executable, "-m", "rewardsmith", "train", *args, "--no-progress"], env=env,
+    return subprocess.Popen([sys.executable, "-m", "rewardsmith", "train", *args, "--no-progress", "--no-probes"], env=env,
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
@@ -220,7 +224,7 @@ def test_two_processes_on_gloo_match_one_process(tmp_path, tiny_encoder_dir):
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
               "-m", "rewardsmith", "train", "--config", str(config), "--output_dir", str(tmp_path / "two"),
-              "--no-progress"]
+              "--no-progress", "--no-probes"]
     two = subprocess.run(launch, env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert two.returncode == 0, two.stdout + two.stderr
     assert "2 processes x 2 micro-batches" in two.stdout + two.stderr
@@ -244,5 +248,5 @@ def test_runs_with_different_precisions_in_one_process(tmp_path, tiny_encoder_di
     for precision in ("bf16", "fp32"):
         (tmp_path / precision).mkdir()
         config = _config(tmp_path / precision, tiny_encoder_dir, max_steps=2, precision=precision)
-        assert main(["train", "--config", str(config), "--no-progress"]) == 0
+        assert main(["train", "--config", str(config), "--no-progress", "--no-probes"]) == 0
         assert (tmp_path / precision / "out" / "rewardsmith.json").exists()

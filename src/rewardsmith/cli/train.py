@@ -31,6 +31,8 @@ def register(subparsers) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue from the newest checkpoint in output_dir (same data order, optimizer, RNG)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs and metrics.jsonl only)")
+    p.add_argument("--no-probes", action="store_true",
+                   help="skip the probe suite (`rewardsmith check`) run on the trained model at the end")
     group = p.add_argument_group("config overrides (any setting of the YAML file)")
     names = [f.name for f in dataclasses.fields(TrainConfig)]
     names += [f"lora.{f.name}" for f in dataclasses.fields(LoraSpec)]
@@ -77,7 +79,27 @@ def run(args) -> int:
     result = train(config, resume=args.resume, progress=not args.no_progress)
     if is_main_process():  # under `accelerate launch` every process gets the same result: one table
         print(summary(result))
+        if not args.no_probes:
+            print(probe_summary(result, config.precision))
     return 0
+
+
+def probe_summary(result, precision: str) -> str:
+    """The probe suite on the saved model, in the validation's languages (of ja/ko/en); also
+    written to OUTPUT_DIR/probes.json."""
+    import json
+
+    from rewardsmith.cli.check import check
+    from rewardsmith.evaluate.probes import KINDS, LANGUAGES
+
+    languages = tuple(lang for lang in LANGUAGES if lang in result.validation["by_language"])
+    if not languages:
+        return "probes: none in the model's languages (ja, ko, en)"
+    probes = check(str(result.output_dir), languages, KINDS, precision)
+    (result.output_dir / "probes.json").write_text(json.dumps(probes.to_dict(), ensure_ascii=False, indent=1),
+                                                    encoding="utf-8")
+    return ("probe suite (better answer scored higher / probes; `rewardsmith check` for details):\n"
+            + probes.markdown())
 
 
 def summary(result) -> str:
