@@ -6,8 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-from rewardsmith.errors import RewardsmithError
-
 EPILOG = """\
 examples:
   rewardsmith check runs/e5
@@ -37,9 +35,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rewardsmith.evaluate.probes import KINDS, LANGUAGES
+    from rewardsmith.evaluate.probes import KINDS, LANGUAGES, check_model
 
-    result = check(args.model, tuple(args.language or LANGUAGES), tuple(args.kind or KINDS), args.precision)
+    result = check_model(args.model, tuple(args.language or LANGUAGES), tuple(args.kind or KINDS), args.precision)
     print(result.markdown())
     if args.show_failures:
         for probe, rb, rw in result.failures():
@@ -48,15 +46,3 @@ def run(args: argparse.Namespace) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
     return 0
-
-
-def check(model: str, languages, kinds, precision: str = "auto"):
-    """Load `model` as `rewardsmith score` does and run the probes; returns a ProbeResult."""
-    from rewardsmith.evaluate.probes import run_probes
-    from rewardsmith.models import load_reward_model
-    from rewardsmith.score import Scorer, scoring_dtype
-
-    if not languages or not kinds:
-        raise RewardsmithError("check: no probes selected")
-    scorer = Scorer(load_reward_model(model, dtype=scoring_dtype(precision)), precision=precision)
-    return run_probes(scorer, languages, kinds)

@@ -101,15 +101,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def baselines_for(models: list[str]) -> list:
-    """The length-baseline rows: lengths in the model's tokens when there is one model, else characters."""
-    from rewardsmith.evaluate.baselines import length_baselines, token_length
-
-    if len(models) == 1:
-        return length_baselines(token_length(models[0]), "tokens")
-    return length_baselines()
-
-
 def list_presets() -> str:
     from rewardsmith.data.presets import PRESETS
 
@@ -131,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
     from rewardsmith.evaluate import RewardModelEvaluator, ScoreCache, evaluate, load_dataset, parse_dataset, write_report
     from rewardsmith.evaluate.cache import default_cache_dir
     from rewardsmith.evaluate.judges import JudgeEvaluator
+    from rewardsmith.evaluate.baselines import baselines_for
     from rewardsmith.evaluate.run import check_model
 
     for _, path in cfg.models:

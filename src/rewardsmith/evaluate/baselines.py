@@ -68,3 +68,10 @@ def token_length(model: str) -> LengthOf:
         return cache[text]
 
     return count
+
+
+def baselines_for(models: list[str]) -> list:
+    """The length-baseline rows: lengths in the model's tokens when there is one model, else characters."""
+    if len(models) == 1:
+        return length_baselines(token_length(models[0]), "tokens")
+    return length_baselines()

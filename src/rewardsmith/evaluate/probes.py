@@ -164,3 +164,13 @@ def run_probes(scorer, languages: tuple[str, ...] = LANGUAGES, kinds: tuple[str,
     items = [([{"role": "user", "content": p.prompt}], text) for p in probes for text in (p.better, p.worse)]
     rewards = scorer.score(items)
     return ProbeResult([(p, rewards[2 * i], rewards[2 * i + 1]) for i, p in enumerate(probes)])
+
+
+def check_model(model: str, languages: tuple[str, ...] = LANGUAGES, kinds: tuple[str, ...] = KINDS,
+                precision: str = "auto") -> ProbeResult:
+    """Load `model` (folder, embedded name or hub id) as `rewardsmith score` does and run the probes."""
+    from rewardsmith.models import load_reward_model
+    from rewardsmith.score import Scorer, scoring_dtype
+
+    scorer = Scorer(load_reward_model(model, dtype=scoring_dtype(precision)), precision=precision)
+    return run_probes(scorer, languages, kinds)

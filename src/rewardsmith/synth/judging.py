@@ -42,6 +42,8 @@ def judge_candidates(client: Client, candidates: Sequence[Candidate], instructio
         pairs.append(PreferencePair(
             id=c.id, prompt=item[1], chosen=chosen.response, rejected=rejected.response,
             margin=0.0 if v.winner == TIE else None, language=item[4], source=SOURCE, subset=client.model_id,
+            # judge.prompts asks which answer is "more helpful, correct, honest and harmless": overall quality.
+            objective="general", labeler="llm-judge",
             label_info={
                 "judge": client.model_id, "mode": v.mode, "verdict": v.winner, "orders": list(v.orders),
                 "flipped": v.flipped, "probs": v.probs, "raw": list(v.raw), "chosen_id": chosen.id, "rejected_id": rejected.id,

@@ -478,7 +478,7 @@ def check_mixture(pairs) -> Counter:
                  ", ".join(f"{g} {n}" for g, n in sorted(mixture.items())))
         for lang in sorted({g.split("/")[0] for g in mixture}):
             mine = {g.split("/")[1] for g in mixture if g.split("/")[0] == lang}
-            if "helpfulness" not in mine and mine - {"unknown"}:
+            if not mine & {"helpfulness", "general"} and mine - {"unknown"}:
                 log.warning("%s has no helpfulness pairs (only %s): the model learns to rank %s answers by "
                             "that rule alone, e.g. preferring refusals to ordinary requests; add %s helpfulness "
                             "pairs or set each source's `objective:`", lang, ", ".join(sorted(mine)), lang, lang)

@@ -1,0 +1,37 @@
+"""The end-of-run report of `train`: held-out accuracy by language and by language/objective/labeler,
+beside the length baselines, as the CLI and the demo print it."""
+
+from __future__ import annotations
+
+
+def summary(result) -> str:
+    """The end-of-run report: held-out accuracy overall, by language, and by language/objective/labeler
+    beside the length baselines ("longer wins" / "shorter wins" on the same pairs), with 95% intervals."""
+    v = result.validation
+    lines = [f"model: {result.output_dir}",
+             f"steps {result.steps}, {result.train_seconds:.0f} s training, {result.tokens_per_second:.0f} tokens/s, "
+             f"padding {100 * result.padding_fraction:.1f}% of computed tokens",
+             "| held-out | pairs | accuracy | 95% CI | loss |", "|---|---|---|---|---|"]
+    for name, m in [("all", v), *v["by_language"].items()]:
+        lines.append(f"| {name} | {m['n']} | {m['accuracy']:.3f} | {m['ci95'][0]:.3f}–{m['ci95'][1]:.3f} | "
+                     f"{m['loss']:.4f} |")
+    groups = v.get("by_group", {})
+    if groups:
+        lines += ["", "| held-out group (language/objective/labeler) | pairs | accuracy (95% CI) | longer wins | "
+                      "shorter wins | vs the better, 95% CI |", "|---|---|---|---|---|---|"]
+        behind = []
+        for group, m in groups.items():
+            vs = m["vs_length"]
+            mark = "" if vs["beats"] else " †"
+            if not vs["beats"]:
+                behind.append(group)
+            lines.append(f"| {group} | {m['n']} | {m['accuracy']:.3f} ({m['ci95'][0]:.3f}–{m['ci95'][1]:.3f}){mark} | "
+                         f"{vs['longer_wins']:.3f} | {vs['shorter_wins']:.3f} | "
+                         f"{vs['difference']:+.3f} ({vs['ci95'][0]:+.3f}–{vs['ci95'][1]:+.3f}) |")
+        if behind:
+            lines.append(f"† not above the better length baseline beyond its interval ({', '.join(behind)}): "
+                         "there the model has not shown it learnt more than the answers' length")
+    dropped = result.encode_report["train"]["dropped_for_length"]
+    if dropped:
+        lines.append("dropped for length (train): " + ", ".join(f"{k} {n}" for k, n in sorted(dropped.items())))
+    return "\n".join(lines)
