@@ -13,34 +13,106 @@ import pytest
 from rewardsmith.cli import main
 
 
+@pytest.fixture(scope="module")
+def hub_mirror(tmp_path_factory, shared_data):
+    """The hub sets the demo samples, as save_to_disk folders in their published shapes (tests/hub_mirror.py)."""
+    import hub_mirror as mirror
+
+    return mirror.build(tmp_path_factory.mktemp("hub-mirror"), shared_data, scale=0.3)
+
+
 @pytest.mark.integration
-def test_demo_runs_end_to_end(tmp_path, shared_data, capsys):
+def test_demo_runs_end_to_end_on_the_hub_sets(tmp_path, hub_mirror, capsys):
+    # What a user with internet access gets: the cards' sets sampled from the hub (here read from a
+    # local mirror through the same `datasets` path), trained on, and tested on HelpSteer3 single-turn.
     out = tmp_path / "demo"
-    code = main(["demo", "--out", str(out), "--data", str(shared_data), "--train-steps", "8",
-                 "--test-per-language", "40"])
+    code = main(["demo", "--out", str(out), "--hub-mirror", str(hub_mirror), "--train-steps", "8",
+                 "--test-per-source", "40"])
     printed = capsys.readouterr().out
     with capsys.disabled():
-        print("\n" + printed[-4000:])
+        print("\n" + printed[-5000:])
     assert code == 0
-    assert all(f"[{i}/7]" in printed for i in range(1, 8))
-
-    synth = json.loads((out / "synth" / "report.json").read_text())
-    assert synth  # the synth stage wrote its report (counts of pairs, ties, flips, failures)
+    assert all(f"[{i}/8]" in printed for i in range(1, 9))
+    assert "hub sets from the local mirror" in printed
+    assert re.search(r"Trained on a sample of the cards' sets from the Hugging Face hub: \d+ pairs \(en helpfulness",
+                     printed)
 
     result = json.loads((out / "rm" / "train_result.json").read_text())
     assert result["steps"] == 8
     assert set(result["validation"]["by_language"]) == {"en", "ja", "ko"}
 
     table = (out / "eval" / "table.md").read_text()
-    for row in ("trained", "untrained-head"):
-        assert row in table
-    for column in ("test-en", "test-ko", "test-ja"):
-        assert column in table
+    for row in ("trained", "untrained-head", "longer wins (tokens)", "shorter wins (tokens)"):
+        assert f"| {row} |" in table
+    for lang in ("ja", "ko", "en"):
+        assert f"test-helpsteer3-{lang}-helpfulness-human" in table
     assert (out / "eval" / "report.html").stat().st_size > 10_000
+    probes = json.loads((out / "rm" / "probes.json").read_text())
+    assert probes["table"]["refusal"]["ko"]["n"] == 24
 
     worst = re.search(r"largest difference between HTTP and library scores: (\S+)", printed)
     assert worst and float(worst.group(1)) <= 1e-3
     assert str(out / "rm") in printed and str(out / "eval" / "report.html") in printed
+
+
+def test_the_hub_sample_is_split_by_prompt_and_cached(tmp_path, hub_mirror):
+    from rewardsmith.data import load_pairs
+    from rewardsmith.demo.data import hub_data
+
+    data = hub_data(tmp_path / "cache", hub_mirror, test_per_source=30)
+    assert set(data.test) == {f"helpsteer3-{lang}-helpfulness-human" for lang in ("ja", "ko", "en")}
+    test = [p for f in data.test.values() for p in load_pairs(str(f)).pairs]
+    assert all(len(p.prompt) == 1 and not p.label_info["tie"] for p in test)  # the card's filter
+    held = {p.prompt[0]["content"] for p in test}
+    train = [p for f in data.train.values() for p in load_pairs(str(f)).pairs]
+    assert train and not any(p.prompt[0]["content"] in held for p in train)
+    assert {(p.language, p.objective) for p in train} >= {("ja", "helpfulness"), ("ko", "helpfulness"),
+                                                           ("en", "helpfulness"), ("ja", "general")}
+    again = hub_data(tmp_path / "cache", tmp_path / "no-mirror-needed", test_per_source=30)  # cached: no reading
+    assert again.train == data.train and again.test == data.test
+
+
+def test_the_hub_is_looked_for_once_and_briefly(monkeypatch):
+    import http.server
+    import threading
+
+    from rewardsmith.demo.data import hub_reachable
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert hub_reachable() == (False, "HF_HUB_OFFLINE is set")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    ok, why = hub_reachable(timeout=2)
+    assert not ok and "http://127.0.0.1:9 did not answer" in why
+
+    class Hub(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+        assert hub_reachable() == (True, "")
+    finally:
+        server.shutdown()
+
+
+def test_local_data_splits_each_source_by_prompt(tmp_path, shared_data):
+    from rewardsmith.data import load_pairs
+    from rewardsmith.demo.data import LOCAL, local_data
+
+    data = local_data(shared_data, tmp_path, test_per_source=50)
+    assert set(data.train) == set(data.test) == {s.name for s in LOCAL}
+    for name in data.train:
+        train, test = (load_pairs(str(side[name])).pairs for side in (data.train, data.test))
+        assert len(test) == 50 and train
+        assert not {json.dumps(p.prompt) for p in train} & {json.dumps(p.prompt) for p in test}
+        assert {p.objective for p in train + test} == {name.split("-")[1]}
 
 
 @pytest.mark.parametrize("has_bf16, expected", [(True, (250, "bf16")), (False, (80, "fp32"))])
@@ -61,11 +133,12 @@ def test_demo_trains_with_the_shipped_cpu_recipe(tmp_path):
     from pathlib import Path
 
     from rewardsmith.demo import DemoConfig, _write_recipe
+    from rewardsmith.demo.data import DemoData
     from rewardsmith.train.config import load_config
 
     root = Path(__file__).resolve().parents[1]
-    splits = {"train": {lang: tmp_path / f"train-{lang}.jsonl" for lang in ("en", "ko", "ja")}}
-    demo = load_config(_write_recipe(DemoConfig(out=tmp_path, data_dir=None, train_steps=250), splits,
+    data = DemoData("local", {lang: tmp_path / f"train-{lang}.jsonl" for lang in ("en", "ko", "ja")}, {})
+    demo = load_config(_write_recipe(DemoConfig(out=tmp_path, data_dir=None, train_steps=250), data,
                                      tmp_path / "train.yaml", tmp_path / "rm"))
     shipped = load_config(root / "configs" / "e5-small-cpu.yaml")
     own = {"train_data", "val_fraction", "output_dir", "max_steps", "epochs", "eval_every", "checkpoint_every"}
@@ -113,21 +186,24 @@ def test_find_data_dir_finds_the_data_beside_the_checkout_from_any_folder(monkey
 
 
 @pytest.mark.integration
-def test_demo_without_real_data_synthesises_enough_pairs_to_train_and_test(tmp_path, capsys):
-    # A user's machine has no ../shared/data: the demo must still run end to end on its own pairs
+def test_demo_without_real_data_synthesises_enough_pairs_to_train_and_test(tmp_path, capsys, monkeypatch):
+    # An offline machine with no ../shared/data: the demo must still run end to end on its own pairs
     # (it failed there with 'only 3 training pairs ... need at least batch_size=16').
     from rewardsmith.demo import DemoConfig, run_demo
 
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     out = tmp_path / "demo"
     run_demo(DemoConfig(out=out, data_dir=None, train_steps=4, instructions_per_language=2,
                         responses_per_instruction=3))
     printed = capsys.readouterr().out
     with capsys.disabled():
         print("\n" + printed[-3000:])
-    assert all(f"[{i}/7]" in printed for i in range(1, 8))
+    assert all(f"[{i}/8]" in printed for i in range(1, 9))
+    assert "the Hugging Face hub is not reachable: HF_HUB_OFFLINE is set" in printed
     result = json.loads((out / "rm" / "train_result.json").read_text())
     assert result["steps"] == 4
-    assert "test-all" in (out / "eval" / "table.md").read_text()
+    assert "test-own-pairs" in (out / "eval" / "table.md").read_text()
+    assert "Trained on the demo's own synthesised pairs (no real data)" in printed
     assert "no real preference data" in printed and "--data" in printed
     worst = re.search(r"largest difference between HTTP and library scores: (\S+)", printed)
     assert worst and float(worst.group(1)) <= 1e-3

@@ -147,7 +147,8 @@ def test_own_jsonl_and_parquet_round_trip(tmp_path):
         PreferencePair(id="x/1", prompt=[u("q")], chosen="c", rejected="r", margin=2.0, language="ja",
                        source="judge", subset="s", label_info={"judge": "gpt-4o", "votes": [1, 0]}),
         PreferencePair(id="x/2", prompt=[u("q"), a("a"), u("q2")], chosen="c2", rejected="r2",
-                       rejected_prompt=[u("q"), a("b"), u("q2")], source="own", label_info={"n": 3}),
+                       rejected_prompt=[u("q"), a("b"), u("q2")], source="own", label_info={"n": 3},
+                       objective="harmlessness", labeler="human"),
     ]
     for name in ("out.jsonl", "out.jsonl.gz", "out.parquet"):
         back = load_pairs(save_pairs(pairs, tmp_path / name)).pairs

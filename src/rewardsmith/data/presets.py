@@ -50,6 +50,12 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            (filters.single_turn, filters.drop_ties),
            "cyberagent/ca-reward-3b-ja: language == japanese, len(context) == 1, overall_preference != 0", 283,
            language="ja"),
+    *(Preset(f"helpsteer3-{lang}", f"HelpSteer3 preference, {name}, single-turn, no ties (train + validation)",
+             "nvidia/HelpSteer3:preference", "**/preference/*.jsonl*", "helpsteer3", "train+validation",
+             (filters.single_turn, filters.drop_ties),
+             f"the Japanese card's HelpSteer3 filter applied to {name}: language == {name.lower()}, "
+             "len(context) == 1, overall_preference != 0", language=lang)
+      for lang, name in (("ko", "Korean"), ("en", "English"))),
     Preset("llm-jp-arena", "llm-jp chatbot arena, first turn, a clear winner",
            "llm-jp/llm-jp-chatbot-arena-conversations", "**/*.jsonl*", "arena", "train",
            (filters.turn_is(1), filters.drop_ties),

@@ -40,7 +40,7 @@ def save_pairs(pairs: list[PreferencePair], path: str | Path) -> Path:
         schema = pa.schema([("id", pa.string()), ("prompt", message), ("chosen", pa.string()),
                             ("rejected", pa.string()), ("margin", pa.float64()), ("language", pa.string()),
                             ("source", pa.string()), ("subset", pa.string()), ("label_info", pa.string()),
-                            ("rejected_prompt", message)])
+                            ("rejected_prompt", message), ("objective", pa.string()), ("labeler", pa.string())])
         pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
         return path
     raise RewardsmithError(f"{path}: write .jsonl, .jsonl.gz or .parquet (got {''.join(path.suffixes) or 'no suffix'})")

