@@ -64,3 +64,23 @@ def test_over_length_pairs_are_dropped_and_counted_by_language(tiny_encoder_dir)
     assert len(kept) == 4 and report.truncated["ko"] == 1 and report.truncated["en"] == 0
     assert report.response_truncated == Counter({"ja": 1})
     assert all(len(p.chosen) <= 24 for p in kept)
+
+
+def test_balance_length_cuts_the_side_over_its_share_and_keeps_order():
+    from rewardsmith.data import PreferencePair
+    from rewardsmith.train.data import balance_length
+
+    def pair(i, chosen, rejected):
+        return PreferencePair(id=str(i), prompt=[{"role": "user", "content": "q"}], chosen=chosen, rejected=rejected)
+
+    # 75 pairs choose the longer answer, 25 the shorter, 5 are of equal length (always kept).
+    pairs = ([pair(i, "long answer", "short") for i in range(75)] + [pair(100 + i, "s", "longer") for i in range(25)]
+             + [pair(200 + i, "same", "four") for i in range(5)])
+    kept = balance_length(pairs, 0.5, seed=0)
+    longer = sum(len(p.chosen) > len(p.rejected) for p in kept)
+    assert longer == 25 and len(kept) == 25 + 25 + 5
+    assert [p.id for p in kept] == [p.id for p in pairs if p in kept]  # original order
+    assert balance_length(pairs, 0.5, seed=0) == kept and balance_length(pairs, 0.5, seed=1) != kept
+    assert sum(len(p.chosen) > len(p.rejected) for p in balance_length(pairs, 0.6, seed=0)) == round(25 * 0.6 / 0.4)
+    # Asking for more longer-chosen pairs than there are cuts the shorter side instead.
+    assert sum(len(p.chosen) < len(p.rejected) for p in balance_length(pairs, 0.9, seed=0)) == round(75 / 9)

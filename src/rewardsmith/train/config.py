@@ -38,6 +38,10 @@ class DataSpec:
     labeler: str | None = None  # "human" | "llm-judge", likewise
     columns: dict[str, str] | None = None  # {our name: their column}
     limit: int | None = None  # keep at most this many pairs, a seeded random sample
+    # Subsample so that this share of the pairs has the longer answer chosen (by characters; pairs of
+    # equal length stay): judge-labelled sets choose the longer answer in 60-75% of pairs, and a model
+    # learns that before anything else. None keeps the source's own share.
+    chosen_longer_share: float | None = None
 
 
 @dataclass(frozen=True)
@@ -296,6 +300,10 @@ def _data_specs(raw: Any, name: str, err) -> tuple[DataSpec, ...]:
         limit = item.get("limit")
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
             err(f"{name}[{i}].limit", f"expected a positive integer, got {limit!r}")
+            continue
+        share = item.get("chosen_longer_share")
+        if share is not None and (isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1):
+            err(f"{name}[{i}].chosen_longer_share", f"expected a share in (0, 1), e.g. 0.5; got {share!r}")
             continue
         try:
             from rewardsmith.data.objectives import check_labeler, check_objective

@@ -162,6 +162,22 @@ def sample(pairs: list, limit: int | None, seed: int) -> list:
     return [pairs[i] for i in keep]
 
 
+def balance_length(pairs: list[PreferencePair], chosen_longer_share: float, seed: int) -> list[PreferencePair]:
+    """A seeded subsample (original order) in which `chosen_longer_share` of the pairs whose answers
+    differ in length choose the longer one: the side over its share is cut, nothing is added.
+    Lengths in characters, so the balance does not depend on a tokenizer."""
+    longer = [i for i, p in enumerate(pairs) if len(p.chosen) > len(p.rejected)]
+    shorter = [i for i, p in enumerate(pairs) if len(p.chosen) < len(p.rejected)]
+    if not longer or not shorter:
+        return pairs
+    if len(longer) / (len(longer) + len(shorter)) > chosen_longer_share:
+        cut, keep_n = longer, round(len(shorter) * chosen_longer_share / (1 - chosen_longer_share))
+    else:
+        cut, keep_n = shorter, round(len(longer) * (1 - chosen_longer_share) / chosen_longer_share)
+    dropped = set(cut) - set(random.Random(seed).sample(cut, min(keep_n, len(cut))))
+    return [p for i, p in enumerate(pairs) if i not in dropped]
+
+
 def micro_batches(lengths: list[int] | list[tuple[int, int]], micro_batch_size: int, seed: int, epoch: int,
                   group_by_length: bool = True, group_factor: int = 64, strips: int = 8) -> list[list[int]]:
     """The epoch's micro-batches of pair indices, each exactly `micro_batch_size` long.

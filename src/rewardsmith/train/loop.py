@@ -35,8 +35,8 @@ from rewardsmith.errors import RewardsmithError
 from rewardsmith.models.loading import is_causal_decoder
 from rewardsmith.train.config import TrainConfig
 from rewardsmith.train import is_main_process
-from rewardsmith.train.data import (EncodedPair, encode_pairs, group_weights, length_sorted, make_batch,
-                                    micro_batches, sample, split_by_prompt, split_lengths)
+from rewardsmith.train.data import (EncodedPair, balance_length, encode_pairs, group_weights, length_sorted,
+                                    make_batch, micro_batches, sample, split_by_prompt, split_lengths)
 
 log = logging.getLogger(__name__)
 
@@ -441,23 +441,37 @@ def _mixed_precision(precision: str) -> str:
 
 
 def load_data(config: TrainConfig, tokenizer, manifest):
-    """(train pairs, validation pairs, their EncodeReports): load, sample, hold out by prompt, encode."""
+    """(train pairs, validation pairs, their EncodeReports): load and sample each source, hold out by
+    prompt (unless val_data is given), length-balance the training side, encode.
+
+    Balancing (`chosen_longer_share`) touches training pairs only: validation keeps each source's
+    own share of longer chosen answers, the distribution a model is used on."""
     from rewardsmith.data import load_pairs
 
-    def load(specs):
-        pairs = []
-        for spec in specs:
-            result = load_pairs(spec.source, format=spec.format, split=spec.split, preset=spec.preset,
-                                language=spec.language, columns=spec.columns, objective=spec.objective,
-                                labeler=spec.labeler)
-            pairs += sample(result.pairs, spec.limit, config.seed)
-        return pairs
+    def load(spec):
+        result = load_pairs(spec.source, format=spec.format, split=spec.split, preset=spec.preset,
+                            language=spec.language, columns=spec.columns, objective=spec.objective,
+                            labeler=spec.labeler)
+        return sample(result.pairs, spec.limit, config.seed)
 
-    train_raw = load(config.train_data)
-    if config.val_data:
-        val_raw = load(config.val_data)
-    else:
-        train_raw, val_raw = split_by_prompt(train_raw, config.val_fraction, config.seed)
+    def balanced(spec, pairs):
+        if spec.chosen_longer_share is None:
+            return pairs
+        kept = balance_length(pairs, spec.chosen_longer_share, config.seed)
+        if is_main_process():
+            log.info("%s: %d of %d training pairs kept so that %.0f%% of them choose the longer answer",
+                     spec.source, len(kept), len(pairs), 100 * spec.chosen_longer_share)
+        return kept
+
+    train_raw, val_raw = [], []
+    for spec in config.train_data:
+        pairs = load(spec)
+        if not config.val_data:
+            pairs, held = split_by_prompt(pairs, config.val_fraction, config.seed)
+            val_raw += held
+        train_raw += balanced(spec, pairs)
+    for spec in config.val_data:
+        val_raw += load(spec)
     check_mixture(train_raw)
     weight_of = group_weights(config.group_weights)
     train_pairs, report = encode_pairs(train_raw, tokenizer, manifest, config.over_length, weight_of)
