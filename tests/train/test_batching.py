@@ -67,8 +67,12 @@ def test_over_length_pairs_are_dropped_and_counted_by_language(tiny_encoder_dir)
 
 
 def test_balance_length_cuts_the_side_over_its_share_and_keeps_order():
+    from functools import partial
+
     from rewardsmith.data import PreferencePair
-    from rewardsmith.train.data import balance_length
+    from rewardsmith.train.data import balance, chose_longer
+
+    balance_length = partial(balance, side=chose_longer)
 
     def pair(i, chosen, rejected):
         return PreferencePair(id=str(i), prompt=[{"role": "user", "content": "q"}], chosen=chosen, rejected=rejected)
@@ -76,11 +80,25 @@ def test_balance_length_cuts_the_side_over_its_share_and_keeps_order():
     # 75 pairs choose the longer answer, 25 the shorter, 5 are of equal length (always kept).
     pairs = ([pair(i, "long answer", "short") for i in range(75)] + [pair(100 + i, "s", "longer") for i in range(25)]
              + [pair(200 + i, "same", "four") for i in range(5)])
-    kept = balance_length(pairs, 0.5, seed=0)
+    kept = balance_length(pairs, share=0.5, seed=0)
     longer = sum(len(p.chosen) > len(p.rejected) for p in kept)
     assert longer == 25 and len(kept) == 25 + 25 + 5
     assert [p.id for p in kept] == [p.id for p in pairs if p in kept]  # original order
-    assert balance_length(pairs, 0.5, seed=0) == kept and balance_length(pairs, 0.5, seed=1) != kept
-    assert sum(len(p.chosen) > len(p.rejected) for p in balance_length(pairs, 0.6, seed=0)) == round(25 * 0.6 / 0.4)
+    assert balance_length(pairs, share=0.5, seed=0) == kept and balance_length(pairs, share=0.5, seed=1) != kept
+    assert sum(len(p.chosen) > len(p.rejected) for p in balance_length(pairs, share=0.6, seed=0)) == round(25 * 0.6 / 0.4)
     # Asking for more longer-chosen pairs than there are cuts the shorter side instead.
-    assert sum(len(p.chosen) < len(p.rejected) for p in balance_length(pairs, 0.9, seed=0)) == round(75 / 9)
+    assert sum(len(p.chosen) < len(p.rejected) for p in balance_length(pairs, share=0.9, seed=0)) == round(75 / 9)
+
+
+def test_chose_baseline_reads_the_arena_hard_label():
+    from rewardsmith.data import PreferencePair
+    from rewardsmith.train.data import chose_baseline
+
+    def pair(info):
+        return PreferencePair(id="x", prompt=[{"role": "user", "content": "q"}], chosen="a", rejected="b", label_info=info)
+
+    base = {"baseline_model": "claude", "chosen_model": "claude", "rejected_model": "gpt"}
+    assert chose_baseline(pair(base)) is True
+    assert chose_baseline(pair({**base, "chosen_model": "gpt", "rejected_model": "claude"})) is False
+    assert chose_baseline(pair({"chosen_model": "gpt"})) is None  # not judged against a baseline
+    assert chose_baseline(pair({**base, "baseline_model": "o1"})) is None  # the baseline is on neither side

@@ -42,6 +42,11 @@ class DataSpec:
     # equal length stay): judge-labelled sets choose the longer answer in 60-75% of pairs, and a model
     # learns that before anything else. None keeps the source's own share.
     chosen_longer_share: float | None = None
+    # Likewise for sets where every pair is judged against one baseline model's answer
+    # (label_info.baseline_model: Arena-Hard-style, e.g. ko-llm-judged's claude-3.7-sonnet, chosen in
+    # 69% of its pairs): the share of pairs with the baseline's answer chosen. A model otherwise
+    # learns to recognise that model's style.
+    baseline_chosen_share: float | None = None
 
 
 @dataclass(frozen=True)
@@ -301,9 +306,10 @@ def _data_specs(raw: Any, name: str, err) -> tuple[DataSpec, ...]:
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
             err(f"{name}[{i}].limit", f"expected a positive integer, got {limit!r}")
             continue
-        share = item.get("chosen_longer_share")
-        if share is not None and (isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1):
-            err(f"{name}[{i}].chosen_longer_share", f"expected a share in (0, 1), e.g. 0.5; got {share!r}")
+        bad = [key for key in ("chosen_longer_share", "baseline_chosen_share") if item.get(key) is not None
+               and (isinstance(item[key], bool) or not isinstance(item[key], int | float) or not 0 < item[key] < 1)]
+        if bad:
+            err(f"{name}[{i}].{bad[0]}", f"expected a share in (0, 1), e.g. 0.5; got {item[bad[0]]!r}")
             continue
         try:
             from rewardsmith.data.objectives import check_labeler, check_objective

@@ -162,20 +162,35 @@ def sample(pairs: list, limit: int | None, seed: int) -> list:
     return [pairs[i] for i in keep]
 
 
-def balance_length(pairs: list[PreferencePair], chosen_longer_share: float, seed: int) -> list[PreferencePair]:
-    """A seeded subsample (original order) in which `chosen_longer_share` of the pairs whose answers
-    differ in length choose the longer one: the side over its share is cut, nothing is added.
-    Lengths in characters, so the balance does not depend on a tokenizer."""
-    longer = [i for i, p in enumerate(pairs) if len(p.chosen) > len(p.rejected)]
-    shorter = [i for i, p in enumerate(pairs) if len(p.chosen) < len(p.rejected)]
-    if not longer or not shorter:
+def balance(pairs: list[PreferencePair], side: Callable[[PreferencePair], bool | None], share: float,
+            seed: int) -> list[PreferencePair]:
+    """A seeded subsample (original order) in which `share` of the pairs with side(p) True or False
+    have it True: the side over its share is cut, nothing is added; pairs with side(p) None stay."""
+    yes = [i for i, p in enumerate(pairs) if side(p) is True]
+    no = [i for i, p in enumerate(pairs) if side(p) is False]
+    if not yes or not no:
         return pairs
-    if len(longer) / (len(longer) + len(shorter)) > chosen_longer_share:
-        cut, keep_n = longer, round(len(shorter) * chosen_longer_share / (1 - chosen_longer_share))
+    if len(yes) / (len(yes) + len(no)) > share:
+        cut, keep_n = yes, round(len(no) * share / (1 - share))
     else:
-        cut, keep_n = shorter, round(len(longer) * (1 - chosen_longer_share) / chosen_longer_share)
+        cut, keep_n = no, round(len(yes) * (1 - share) / share)
     dropped = set(cut) - set(random.Random(seed).sample(cut, min(keep_n, len(cut))))
     return [p for i, p in enumerate(pairs) if i not in dropped]
+
+
+def chose_longer(p: PreferencePair) -> bool | None:
+    """Whether the chosen answer is the longer one, in characters (None for equal lengths)."""
+    return None if len(p.chosen) == len(p.rejected) else len(p.chosen) > len(p.rejected)
+
+
+def chose_baseline(p: PreferencePair) -> bool | None:
+    """Whether the chosen answer is the baseline model's, for pairs judged against a baseline
+    (label_info.baseline_model, as Arena-Hard-style sets record it; None otherwise)."""
+    info = p.label_info
+    baseline = info.get("baseline_model")
+    if not baseline or baseline not in (info.get("chosen_model"), info.get("rejected_model")):
+        return None
+    return info.get("chosen_model") == baseline
 
 
 def micro_batches(lengths: list[int] | list[tuple[int, int]], micro_batch_size: int, seed: int, epoch: int,

@@ -35,8 +35,9 @@ from rewardsmith.errors import RewardsmithError
 from rewardsmith.models.loading import is_causal_decoder
 from rewardsmith.train.config import TrainConfig
 from rewardsmith.train import is_main_process
-from rewardsmith.train.data import (EncodedPair, balance_length, encode_pairs, group_weights, length_sorted,
-                                    make_batch, micro_batches, sample, split_by_prompt, split_lengths)
+from rewardsmith.train.data import (EncodedPair, balance, chose_baseline, chose_longer, encode_pairs,
+                                    group_weights, length_sorted, make_batch, micro_batches, sample,
+                                    split_by_prompt, split_lengths)
 
 log = logging.getLogger(__name__)
 
@@ -455,13 +456,16 @@ def load_data(config: TrainConfig, tokenizer, manifest):
         return sample(result.pairs, spec.limit, config.seed)
 
     def balanced(spec, pairs):
-        if spec.chosen_longer_share is None:
-            return pairs
-        kept = balance_length(pairs, spec.chosen_longer_share, config.seed)
-        if is_main_process():
-            log.info("%s: %d of %d training pairs kept so that %.0f%% of them choose the longer answer",
-                     spec.source, len(kept), len(pairs), 100 * spec.chosen_longer_share)
-        return kept
+        for share, side, what in ((spec.baseline_chosen_share, chose_baseline, "the baseline model's answer"),
+                                  (spec.chosen_longer_share, chose_longer, "the longer answer")):
+            if share is None:
+                continue
+            kept = balance(pairs, side, share, config.seed)
+            if is_main_process():
+                log.info("%s: %d of %d training pairs kept so that %.0f%% of them choose %s",
+                         spec.source, len(kept), len(pairs), 100 * share, what)
+            pairs = kept
+        return pairs
 
     train_raw, val_raw = [], []
     for spec in config.train_data:
