@@ -159,10 +159,10 @@ def run_demo(config: DemoConfig) -> dict:
 
     steps.start("Synthesise pseudo-preference pairs with an LLM judge (the Japanese card's data recipe)")
     synth = out / "synth"
-    report = _synthesise(config, synth, with_data=data is not None)
+    _synthesise(config, synth, with_data=data is not None)
     results["synth_report"] = str(synth / "report.json")
     if data is None:
-        data = _own_pairs(synth / "pairs.jsonl", out / "data", report)
+        data = _own_pairs(synth / "pairs.jsonl", out / "data")
     steps.done()
 
     auto_steps, precision = default_train_steps()
@@ -258,7 +258,7 @@ def _real_data(config: DemoConfig, out: Path) -> DemoData | None:
     return data
 
 
-def _synthesise(config: DemoConfig, synth: Path, with_data: bool) -> dict:
+def _synthesise(config: DemoConfig, synth: Path, with_data: bool) -> None:
     from rewardsmith.synth.pipeline import SynthConfig, run
 
     per_language = config.instructions_per_language or (2 if with_data else NO_DATA_INSTRUCTIONS)
@@ -274,10 +274,9 @@ def _synthesise(config: DemoConfig, synth: Path, with_data: bool) -> dict:
           f"in {judged.get('order_flips', 0)} of {judged.get('judged', 0)} (report: {synth / 'report.json'})")
     if with_data:
         print("  (these pairs show the recipe; the model below trains on the real pairs above)")
-    return report
 
 
-def _own_pairs(pairs_file: Path, out: Path, report: dict) -> DemoData:
+def _own_pairs(pairs_file: Path, out: Path) -> DemoData:
     """Without real data: the synthesised pairs split three ways by prompt."""
     from rewardsmith.data import load_pairs
     from rewardsmith.data.save import save_pairs
