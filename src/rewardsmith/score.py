@@ -26,7 +26,6 @@ core: 765 tokens/s at 4x256 tokens, 442 at 16x256, 373 at 64x256. GPUs want larg
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import math
 from typing import TYPE_CHECKING, Literal, Sequence
@@ -36,6 +35,7 @@ from rewardsmith.models.attention import use_causal_skip
 from rewardsmith.models.cls_only import cls_only_last_layer
 from rewardsmith.models.formatting import CPU_BATCH_COST, TruncationStats, collate, encode, plan_batches
 from rewardsmith.models.loading import RewardModel, is_causal_decoder, reward_forward
+from rewardsmith.models.precision import bf16_supported, warn_if_bf16_is_emulated
 from rewardsmith.models.prefix import group_by_prefix, shared_prefix_rewards
 
 if TYPE_CHECKING:
@@ -68,39 +68,6 @@ def default_token_budget(device="cpu") -> int:
 def default_batch_cost(device="cpu") -> int:
     """Tokens of padding worth one more forward pass: 64 on CPU (measured), 1024 on accelerators."""
     return CPU_BATCH_COST if _is_cpu(device) else GPU_BATCH_COST
-
-
-@functools.cache
-def cpu_has_bf16() -> bool:
-    """True when the CPU has native bf16 matmul (avx512_bf16 or AMX): autocast then pays ~3x."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = next((line for line in f if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
-
-
-def bf16_supported(device) -> bool:
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and cpu_has_bf16()
-
-
-def warn_if_bf16_is_emulated(device) -> bool:
-    """Log a warning, and return True, when bf16 was asked for on a CPU without native bf16 matmul.
-
-    There PyTorch emulates bf16 matmuls: measured on a 2-core AVX2 EPYC (torch 2.13), a
-    6000x384x1536 bf16 matmul ran at 1.2-16 GFLOP/s against 76 GFLOP/s in fp32, and an
-    autocast Linear forward + backward 24x slower (5.6 s vs 0.23 s). "auto" picks fp32 there.
-    """
-    if device.type != "cpu" or cpu_has_bf16():
-        return False
-    log.warning("bf16 asked for on a CPU without avx512_bf16 or AMX: PyTorch emulates bf16 matmuls "
-                "there, ~5-25x slower than fp32; precision 'auto' or 'fp32' avoids it")
-    return True
 
 
 def scoring_dtype(precision: Precision = "auto", device: str = "cpu"):

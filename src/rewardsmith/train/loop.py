@@ -407,7 +407,7 @@ def _mixed_precision(precision: str) -> str:
     AVX512-BF16, ~3x faster than fp32 there), else "no"."""
     if precision == "fp32":
         return "no"
-    from rewardsmith.score import bf16_supported, warn_if_bf16_is_emulated  # the scorer's tests: both agree
+    from rewardsmith.models.precision import bf16_supported, warn_if_bf16_is_emulated
 
     if precision == "bf16":
         if not _has_accelerator():  # training then runs on the CPU
