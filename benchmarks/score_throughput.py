@@ -71,6 +71,8 @@ from pathlib import Path
 
 import torch
 
+from machine import machine_line
+
 ROOT = Path(__file__).resolve().parents[1]
 HH_FILE = "hh-rlhf-test/helpful-base.test.jsonl.gz"
 
@@ -203,6 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--target", type=float, default=6.0,
                    help="a ratio to the card recipe, printed as the MFU it would need (default 6)")
     args = p.parse_args(argv)
+    print(machine_line())
 
     from transformers.utils import logging as hf_logging
 

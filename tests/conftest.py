@@ -57,3 +57,21 @@ def embedded_model():
     from rewardsmith.models.embedded import prepare
 
     return prepare
+
+
+def _saved(base: Path, out: Path) -> Path:
+    from rewardsmith.models import init_reward_model, save_reward_model
+
+    return save_reward_model(init_reward_model(base), out, score_stats=(0.25, 2.0))
+
+
+@pytest.fixture(scope="session")
+def decoder_rm_dir(tiny_decoder_dir, tmp_path_factory) -> Path:
+    """A tiny Llama reward model (chat template input) saved with calibration statistics."""
+    return _saved(tiny_decoder_dir, tmp_path_factory.mktemp("decoder-rm"))
+
+
+@pytest.fixture(scope="session")
+def encoder_rm_dir(tiny_encoder_dir, tmp_path_factory) -> Path:
+    """A tiny BERT reward model (`prompt [SEP] response` input) saved with calibration statistics."""
+    return _saved(tiny_encoder_dir, tmp_path_factory.mktemp("encoder-rm"))
