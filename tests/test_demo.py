@@ -14,6 +14,7 @@ from rewardsmith.cli import main
 
 
 @pytest.mark.integration
+@pytest.mark.recipe  # the whole pipeline on the embedded models: minutes of every core
 def test_demo_runs_end_to_end(tmp_path, shared_data, capsys):
     out = tmp_path / "demo"
     code = main(["demo", "--out", str(out), "--data", str(shared_data), "--train-steps", "8",
@@ -113,6 +114,7 @@ def test_find_data_dir_finds_the_data_beside_the_checkout_from_any_folder(monkey
 
 
 @pytest.mark.integration
+@pytest.mark.recipe  # synthesises, judges, trains and serves with the embedded models: minutes
 def test_demo_without_real_data_synthesises_enough_pairs_to_train_and_test(tmp_path, capsys):
     # A user's machine has no ../shared/data: the demo must still run end to end on its own pairs
     # (it failed there with 'only 3 training pairs ... need at least batch_size=16').
