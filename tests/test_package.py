@@ -19,6 +19,8 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -44,6 +46,7 @@ def _venv_seeing_the_project_packages(venv: Path) -> Path:
     return venv / "bin"
 
 
+@pytest.mark.integration  # builds, makes a venv and installs: ~30 s, so `make test`, not test-fast
 def test_the_built_wheel_installs_and_scores_outside_the_checkout(tmp_path, encoder_rm_dir):
     dist = tmp_path / "dist"
     _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", dist, ROOT], cwd=tmp_path)
