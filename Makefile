@@ -20,7 +20,7 @@ LLAMA_WHEELS := $(HOME)/.cache/rewardsmith/wheels/llama-$(LLAMA_KEY)
 # New flags or version -> a new stamp -> rebuilt.
 LLAMA_STAMP := $(VENV)/.llama-cpp-$(LLAMA_KEY)
 
-.PHONY: demo test test-fast install llama clean docs
+.PHONY: demo test test-fast test-recipe install llama clean docs
 
 # The venv is rebuilt only when the pins or the package metadata change.
 $(STAMP): requirements.lock pyproject.toml
@@ -46,11 +46,21 @@ llama: $(LLAMA_STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/rewardsmith demo
 
+# Tiers (markers in pyproject.toml, tests/conftest.py): `make test-fast` while editing, `make test`
+# before a commit, `make test-recipe` when training or the recipe changes; CI runs the last two.
+# Two pytest-xdist workers, one torch thread each, tests handed out one by one (--maxschedchunk 1)
+# with the integration tier first, so the long tests start early and spread over both cores.
+XDIST := -n 2 --dist load --maxschedchunk 1
+
 test: $(STAMP) $(LLAMA_STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(XDIST) -m "not recipe"
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not integration"
+	$(PY) -m pytest -q $(XDIST) -m "not integration and not recipe"
+
+# One process on every core: the recipe trains a real model for minutes.
+test-recipe: $(STAMP)
+	$(PY) -m pytest -q -m recipe
 
 docs: $(STAMP)
 	$(PY) -m rewardsmith.cli.docs docs/cli

@@ -15,49 +15,8 @@ so it is timed on the first --n-card inputs only (best of --repeat, like the oth
     python benchmarks/score_throughput.py --model gemma-3-270m --max-length 4096 --compile
     python benchmarks/score_throughput.py --model multilingual-e5-small --max-length 512 --n 256 --n-card 32
 
-Measured on a quiet 2-core machine (AMX/avx512_bf16, bf16 matmul 1.9-2.2 TFLOP/s), best of 3:
-
-| model @ max_length | card recipe | pipeline | rewardsmith (vs card / vs pipeline, MFU) | compiled |
-|---|---|---|---|---|
-| gemma-3-270m @ 4096 | 0.45 seq/s | 3.79 | 12.38 (27.2x / 3.27x, 30%) | 19.08 (41.9x / 5.03x, 46%) |
-| multilingual-e5-small @ 512 | 15.66 | 24.95 | 75.92 (4.8x / 3.04x, 31%) | 76.5 (4.9x) |
-
-On a 2-core AMD EPYC (avx512_bf16, no AMX; bf16 matmul ~0.35-0.42 TFLOP/s), with the card recipe
-and the matmul rate also best-of (2026-12-03): gemma @ 4096 card 0.09, pipeline 1.12, rewardsmith
-3.96 (46.2x / 3.52x, MFU 53%), compiled 4.59 (53.6x / 4.09x, MFU 62%); e5 @ 512 card 6.33,
-pipeline 7.96, rewardsmith 25.07 (4.0x / 3.15x, MFU 54%, counting the 7.0% fewer FLOPs of its
-[CLS]-only last layer). Runs on this shared machine vary by up to 30% (e5: 3.5x-4.8x).
-The e5 ratio is bounded: at 512 the card recipe computes ~3x the FLOPs rewardsmith does and
-already runs them at ~45% of the matmul rate, so 6x would need ~85% of the matmul rate.
-Attention is the rest: head_dim 32 runs SDPA's CPU kernel at 50-90 GFLOP/s on the EPYC, and
-transformers' eager (matmul + softmax) attention measured no faster end to end (22.8 vs 22.7).
-
-On a 2-core AMD EPYC with AVX2 only (no AVX-512: bf16 is emulated, so "auto" runs fp32; fp32
-matmul 178 GFLOP/s), 2026-12-03, best of 3: e5 @ 512 card 4.75, pipeline 4.84, rewardsmith 15.34
-(3.2x / 3.17x, MFU 71%). There the card recipe's MFU on real tokens is 22.6% (its padded FLOPs run
-at ~60% of the matmul rate), so 6x would need an MFU above 120%: unreachable by any scorer.
-Same machine, 2026-12-04 (fp32 matmul 150-157 GFLOP/s that day): gemma @ 4096 card 0.06,
-pipeline 0.68, rewardsmith 2.46 (40.3x / 3.62x, MFU 82%), compiled 2.43 (no gain without
-AVX-512); e5 @ 512 card 3.65, pipeline 4.44, rewardsmith 14.61 (4.0x / 3.29x, MFU 80%).
+Results by machine, date and commit, and what bounds the ratios: docs/benchmarks.md.
 Pairs, where a decoder runs the shared conversation once: benchmarks/shared_prefix.py.
-
-On a 2-core AMD EPYC Zen 4 (avx512_bf16, no AMX; bf16 matmul 414 GFLOP/s), 2026-12-06, best of 3:
-e5 @ 512 card 7.62, pipeline 8.82, rewardsmith 27.10 (3.6x / 3.07x, MFU 54%), compiled 25.16
-(no gain that day; 1.23x on 2026-12-04). The card's padded passes ran at 49% of the matmul rate
-for 3.0x the real tokens' FLOPs, so 6x needed an MFU of 91%. Tried that day, not adopted:
-  - attention in fp32 SDPA, or bf16 matmul + softmax, for e5's head_dim 32: SDPA's bf16 kernel
-    runs at ~55 GFLOP/s against 430 for the model's matmuls (microbenchmark, 11 x 185 tokens),
-    yet neither was faster end to end (24-29 seq/s against 28-30);
-  - two scoring threads of one intra-op thread each in place of one of two: 1.14-1.18x on e5
-    (32.6 vs 28.1 seq/s, alternated in one process), 1.00x on gemma-3-270m. Not in the Scorer:
-    torch's thread count is process-wide state, and the server scores one batch at a time.
-
-Where the time goes (torch.profiler): gemma eager 36% matmul, 14% attention, the rest element-wise
-(GELU, RMSNorm's fp32 casts, rotary); compiled with freezing the matmuls run at ~1.7 TFLOP/s and
-attention (SDPA's CPU flash kernel, head_dim 256) is a quarter of the time. e5-small: 43% of the
-time is attention (head_dim 32 runs SDPA's CPU kernel at ~200 GFLOP/s), its matmuls at ~1.8 TFLOP/s.
-hh-rlhf inputs average 185 e5 tokens, so at 512 the card recipe computes only 2.8x the tokens
-that rewardsmith does.
 """
 
 from __future__ import annotations
@@ -70,6 +29,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from machine import machine_line
 
 ROOT = Path(__file__).resolve().parents[1]
 HH_FILE = "hh-rlhf-test/helpful-base.test.jsonl.gz"
@@ -98,7 +59,7 @@ def matmul_flops_per_s(dtype: torch.dtype, size: int = 2048, reps: int = 8,
                        shape: tuple[int, int, int] | None = None, trials: int = 5) -> float:
     """The machine's dense matmul rate in this process (square size x size, or (m, k, n): an
     (m x k) @ (k x n) product, after a warm-up): the best of `trials`, because one timing on a
-    shared machine can come out at half the rate (seen: 221 vs 367 GFLOP/s), inflating MFU."""
+    shared machine can come out at half the rate, inflating MFU."""
     m, k, n = shape or (size, size, size)
     a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
     for _ in range(2):
@@ -203,6 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--target", type=float, default=6.0,
                    help="a ratio to the card recipe, printed as the MFU it would need (default 6)")
     args = p.parse_args(argv)
+    print(machine_line())
 
     from transformers.utils import logging as hf_logging
 

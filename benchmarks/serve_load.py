@@ -36,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import machine_line
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("REWARDSMITH_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
@@ -166,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile", action="store_true", help="torch.compile the forward pass on both sides")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    print(machine_line())
     # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the server subprocess is always stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 

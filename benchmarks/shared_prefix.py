@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from machine import machine_line
 from score_throughput import HH_FILE, ROOT, best_of
 
 
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeat", type=int, default=3, help="keep the fastest of this many runs (default 3)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    print(machine_line())
 
     from transformers.utils import logging as hf_logging
 

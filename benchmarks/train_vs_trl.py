@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import machine_line
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -134,6 +136,7 @@ def main() -> None:
         print("RESULT " + json.dumps(result))
         return
 
+    print(machine_line())
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("rewardsmith", "trl"):

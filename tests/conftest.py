@@ -1,4 +1,14 @@
-"""Shared fixtures: tiny in-process models, and the path to ../shared/data when present."""
+"""Shared fixtures: tiny in-process models, and the path to ../shared/data when present.
+
+How the suite is run (Makefile): `make test` runs every test but the `recipe` tier on two
+pytest-xdist workers; `make test-fast` leaves out the `integration` tier too; `make test-recipe`
+runs the `recipe` tier alone, on every core; CI runs `make test` and `make test-recipe`. A new
+test needs no registration: it runs in `make test`, and in `make test-fast` unless it is marked
+`integration` (real packaged models or servers) or `recipe` (a whole recipe on real models:
+minutes of every core). Session fixtures (`scope="session"`) are built once per xdist worker:
+keep them to what takes seconds, or make them safe to build twice at once, as
+`models.embedded.prepare` is (a lock file; the second waits and reuses the first's folder).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +26,20 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 # Embedded models are converted once per checkout into <repo>/.cache and shared by every test module.
 os.environ.setdefault("REWARDSMITH_HOME", str(ROOT / ".cache" / "rewardsmith"))
+
+# Two xdist workers on a 2-core machine: one torch thread each, and for the processes they start
+# (OMP_NUM_THREADS is read when torch is imported, which no test has done yet). A second OpenMP
+# thread per process would only spin on barriers around the tiny models' matmuls, against the
+# other worker (docs/benchmarks.md, "tiny-model tests").
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Integration tests first: the scheduler hands tests out in this order as workers free up,
+    so the longest start early and the short ones fill the gaps, instead of one long test
+    running alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("integration") is None)
 
 
 @pytest.fixture(autouse=True)
@@ -57,3 +81,21 @@ def embedded_model():
     from rewardsmith.models.embedded import prepare
 
     return prepare
+
+
+def _saved(base: Path, out: Path) -> Path:
+    from rewardsmith.models import init_reward_model, save_reward_model
+
+    return save_reward_model(init_reward_model(base), out, score_stats=(0.25, 2.0))
+
+
+@pytest.fixture(scope="session")
+def decoder_rm_dir(tiny_decoder_dir, tmp_path_factory) -> Path:
+    """A tiny Llama reward model (chat template input) saved with calibration statistics."""
+    return _saved(tiny_decoder_dir, tmp_path_factory.mktemp("decoder-rm"))
+
+
+@pytest.fixture(scope="session")
+def encoder_rm_dir(tiny_encoder_dir, tmp_path_factory) -> Path:
+    """A tiny BERT reward model (`prompt [SEP] response` input) saved with calibration statistics."""
+    return _saved(tiny_encoder_dir, tmp_path_factory.mktemp("encoder-rm"))

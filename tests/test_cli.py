@@ -11,8 +11,16 @@ def test_help_lists_commands(capsys):
 
 
 def test_entry_point_runs_as_module():
+    import importlib.metadata
+
+    import rewardsmith
+
     r = subprocess.run([sys.executable, "-m", "rewardsmith", "--version"], capture_output=True, text=True)
-    assert r.returncode == 0 and "rewardsmith" in r.stdout
+    assert r.returncode == 0, r.stderr
+    # what a bug report needs: our version and the two libraries' that decide the numbers
+    assert r.stdout.startswith(f"rewardsmith {rewardsmith.__version__} (")
+    for name in ("torch", "transformers"):
+        assert f"{name} {importlib.metadata.version(name)}" in r.stdout
 
 
 def test_cli_docs_are_current(tmp_path):

@@ -22,6 +22,7 @@ def hub_mirror(tmp_path_factory, shared_data):
 
 
 @pytest.mark.integration
+@pytest.mark.recipe  # the whole pipeline on the embedded models: minutes of every core
 def test_demo_runs_end_to_end_on_the_hub_sets(tmp_path, hub_mirror, capsys):
     # What a user with internet access gets: the cards' sets sampled from the hub (here read from a
     # local mirror through the same `datasets` path), trained on, and tested on HelpSteer3 single-turn.
@@ -186,6 +187,7 @@ def test_find_data_dir_finds_the_data_beside_the_checkout_from_any_folder(monkey
 
 
 @pytest.mark.integration
+@pytest.mark.recipe  # synthesises, judges, trains and serves with the embedded models: minutes
 def test_demo_without_real_data_synthesises_enough_pairs_to_train_and_test(tmp_path, capsys, monkeypatch):
     # An offline machine with no ../shared/data: the demo must still run end to end on its own pairs
     # (it failed there with 'only 3 training pairs ... need at least batch_size=16').

@@ -183,12 +183,12 @@ def test_compare_does_not_overflow_on_far_apart_rewards(rm, monkeypatch):
 def test_bf16_on_a_cpu_without_native_bf16_is_warned_about(native, monkeypatch, caplog):
     """bf16 asked for explicitly still gives bf16, but where the CPU emulates it (AVX2 only:
     ~5-25x slower than fp32) the user is told; "auto" silently picks fp32 there."""
-    import rewardsmith.score
+    import rewardsmith.models.precision
     from rewardsmith.score import scoring_dtype
     from rewardsmith.train.loop import _mixed_precision
 
-    monkeypatch.setattr(rewardsmith.score, "cpu_has_bf16", lambda: native)
-    with caplog.at_level("WARNING", logger="rewardsmith.score"):
+    monkeypatch.setattr(rewardsmith.models.precision, "cpu_has_bf16", lambda: native)
+    with caplog.at_level("WARNING", logger="rewardsmith.models.precision"):
         assert scoring_dtype("bf16") is torch.bfloat16
         assert scoring_dtype("auto") is (torch.bfloat16 if native else torch.float32)
         if not torch.cuda.is_available():

@@ -19,14 +19,13 @@ mask-based pooling makes a row's score independent of its batch-mates (tested to
 
 The token budget defaults by device (`default_token_budget`): on CPU, small batches are faster
 per token, because the element-wise work between matmuls (norms, GELU, casts) is bound by memory
-bandwidth and a batch of ~2k tokens keeps its activations in cache. Measured on gemma-3-270m, one
-core: 765 tokens/s at 4x256 tokens, 442 at 16x256, 373 at 64x256. GPUs want large batches.
+bandwidth and a batch of ~2k tokens keeps its activations in cache (about twice the tokens/s of
+16k-token batches on gemma-3-270m; docs/benchmarks.md). GPUs want large batches.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import math
 from typing import TYPE_CHECKING, Literal, Sequence
@@ -36,6 +35,7 @@ from rewardsmith.models.attention import use_causal_skip
 from rewardsmith.models.cls_only import cls_only_last_layer
 from rewardsmith.models.formatting import CPU_BATCH_COST, TruncationStats, collate, encode, plan_batches
 from rewardsmith.models.loading import RewardModel, is_causal_decoder, reward_forward
+from rewardsmith.models.precision import bf16_supported, warn_if_bf16_is_emulated
 from rewardsmith.models.prefix import group_by_prefix, shared_prefix_rewards
 
 if TYPE_CHECKING:
@@ -70,39 +70,6 @@ def default_batch_cost(device="cpu") -> int:
     return CPU_BATCH_COST if _is_cpu(device) else GPU_BATCH_COST
 
 
-@functools.cache
-def cpu_has_bf16() -> bool:
-    """True when the CPU has native bf16 matmul (avx512_bf16 or AMX): autocast then pays ~3x."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = next((line for line in f if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
-
-
-def bf16_supported(device) -> bool:
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and cpu_has_bf16()
-
-
-def warn_if_bf16_is_emulated(device) -> bool:
-    """Log a warning, and return True, when bf16 was asked for on a CPU without native bf16 matmul.
-
-    There PyTorch emulates bf16 matmuls: measured on a 2-core AVX2 EPYC (torch 2.13), a
-    6000x384x1536 bf16 matmul ran at 1.2-16 GFLOP/s against 76 GFLOP/s in fp32, and an
-    autocast Linear forward + backward 24x slower (5.6 s vs 0.23 s). "auto" picks fp32 there.
-    """
-    if device.type != "cpu" or cpu_has_bf16():
-        return False
-    log.warning("bf16 asked for on a CPU without avx512_bf16 or AMX: PyTorch emulates bf16 matmuls "
-                "there, ~5-25x slower than fp32; precision 'auto' or 'fp32' avoids it")
-    return True
-
-
 def scoring_dtype(precision: Precision = "auto", device: str = "cpu"):
     """The dtype to load a model in for scoring at `precision`: bf16 where the hardware has it
     (for "auto"), else fp32. `load_reward_model(path, dtype=scoring_dtype("auto"))`."""
@@ -123,11 +90,10 @@ class Scorer:
     def __init__(self, rm: RewardModel, *, token_budget: int | None = None, precision: Precision = "auto",
                  progress: bool = False, compile: bool = False, share_prefix: bool = True):
         """compile: run the forward pass through `torch.compile(dynamic=True)`. It fuses the
-        element-wise work (norms, activations, rotary) that dominates CPU time at these sizes:
-        1.5x faster on gemma-3-270m on AMX (19.1 vs 12.4 seq/s), 1.16x on an EPYC without AMX
-        (4.59 vs 3.96; 4.99 vs 4.42 on a Zen 4 EPYC with avx512_bf16), after a one-time compile of
-        ~1-2 minutes (cached on disk by torch for later runs). multilingual-e5-small: 1.06x on AMX
-        (81.6 vs 76.8), 1.23x on that Zen 4 (31.1 vs 25.2). Worth it for thousands of sequences.
+        element-wise work (norms, activations, rotary) that dominates CPU time at these sizes,
+        after a one-time compile of a minute or two (cached on disk by torch for later runs). The
+        gain depends on the CPU and the model, from none to 1.5x (docs/benchmarks.md, "Compile"):
+        worth it for thousands of sequences.
 
         share_prefix: a causal decoder scores the responses to one conversation against a single
         pass over its tokens (models/prefix.py): pairs, best-of-n and judged candidates skip the
@@ -152,7 +118,7 @@ class Scorer:
             precision == "auto" and bf16_supported(self.device))
         self.dtype = torch.bfloat16 if use_bf16 else torch.float32
         # fp32 weights + bf16: autocast. Weights already in bf16 (load_reward_model(dtype=
-        # scoring_dtype(...))) run natively: no per-op casts, about 1.3-1.7x faster on CPU.
+        # scoring_dtype(...))) run natively: no per-op casts, faster on CPU (docs/benchmarks.md).
         self._needs_autocast = use_bf16 and param.dtype != torch.bfloat16
         self.stats = TruncationStats()
         self.compiled = compile
@@ -160,7 +126,6 @@ class Scorer:
         self.prefix_tokens_skipped = 0  # tokens not run again because their prompt was shared
         # freezing: weights become constants of the graph, so inductor prepacks them for oneDNN and
         # fuses the element-wise work into the matmuls (inference only: this Scorer never trains).
-        # Measured on gemma-3-270m, 64 hh-rlhf inputs: 4.10 s compiled, 3.57 s compiled + frozen.
         self._forward = torch.compile(reward_forward, dynamic=True, options={"freezing": True}) \
             if compile else reward_forward
         if compile:  # eager transformers already skips the causal mask; compiled it needs this.

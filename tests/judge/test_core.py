@@ -110,7 +110,7 @@ def test_unknown_backend_is_a_clean_error():
 
 def test_accuracy_is_the_evaluation_tables_number(scripted):
     """Same outcomes through `summarize` and through evaluate's metrics -> the same cell."""
-    from rewardsmith.evaluate import metrics
+    from rewardsmith import metrics
 
     rules = [{"contains": "Answer A: good", "reply": "[[A]]"}, {"contains": "Answer B: good", "reply": "[[B]]"},
              {"contains": "question 2", "reply": "[[C]]"}, {"contains": "question 3", "reply": "???"}]

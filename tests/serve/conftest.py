@@ -1,8 +1,8 @@
 """A real reward server for the serve tests: uvicorn on a free loopback port, in a thread.
 
 `serve(rm_dir, **config) -> Server` starts one (stopped at the end of the test module); the tiny
-reward models are made with the models API (init + save with calibration statistics), exactly
-the way a user's trained model arrives at `rewardsmith serve`.
+reward models (`encoder_rm_dir`, `decoder_rm_dir`, tests/conftest.py) are made with the models
+API, exactly the way a user's trained model arrives at `rewardsmith serve`.
 """
 
 from __future__ import annotations
@@ -63,21 +63,3 @@ def serve():
     for server, thread in running:
         server.should_exit = True
         thread.join(30)
-
-
-def _saved(base: Path, out: Path) -> Path:
-    from rewardsmith.models import init_reward_model, save_reward_model
-
-    return save_reward_model(init_reward_model(base), out, score_stats=(0.25, 2.0))
-
-
-@pytest.fixture(scope="session")
-def decoder_rm_dir(tiny_decoder_dir, tmp_path_factory) -> Path:
-    """A tiny Llama reward model (chat template input) saved with calibration statistics."""
-    return _saved(tiny_decoder_dir, tmp_path_factory.mktemp("serve-decoder-rm"))
-
-
-@pytest.fixture(scope="session")
-def encoder_rm_dir(tiny_encoder_dir, tmp_path_factory) -> Path:
-    """A tiny BERT reward model (`prompt [SEP] response` input) saved with calibration statistics."""
-    return _saved(tiny_encoder_dir, tmp_path_factory.mktemp("serve-encoder-rm"))

@@ -1,8 +1,8 @@
-"""Integration: the CPU recipe trains multilingual-e5-small on real pairs and beats chance on held-out prompts.
+"""Recipe tier: the CPU recipe trains multilingual-e5-small on real pairs and beats chance on held-out prompts.
 
 Runs `rewardsmith train --config configs/e5-small-cpu.yaml` through the CLI as shipped (one epoch
-of 16-pair steps, ~1.0M training tokens: about 8 minutes on 2 cores of an AVX-512 Xeon in fp32 or
-with bf16, ~26 minutes at the ~650 fp32 tokens/s of a 2-core AMD EPYC), on every core,
+of 16-pair steps, ~1.0M training tokens: minutes of every core, from ~8 on an AVX-512 Xeon to
+~26 on a 2-core AMD EPYC in fp32; docs/benchmarks.md), so it runs in `make test-recipe`, alone,
 with the data paths taken from the `shared_data` fixture; validated once, at the end (the
 recipe's intermediate evaluations and checkpoints do not change the final weights and cost a
 fifth of the run). Held-out accuracy per language is printed with 95% intervals, and every language must
@@ -23,7 +23,8 @@ RECIPE = ROOT / "configs" / "e5-small-cpu.yaml"
 
 
 @pytest.mark.integration
-@pytest.mark.timeout(3300)  # ~26 min at the slowest rate measured (fp32 AMD EPYC, ~650 tokens/s); what CI's 90 minutes leave
+@pytest.mark.recipe
+@pytest.mark.timeout(3300)  # the slowest CPU measured needs ~26 min; what CI's 90 minutes leave
 def test_e5_small_cpu_recipe_beats_chance_on_held_out_pairs_in_every_language(tmp_path, shared_data, capsys):
     # The shipped data specs, with ../shared/data replaced by wherever the fixture found it.
     shipped = yaml.safe_load(RECIPE.read_text())["train_data"]

@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Run `rewardsmith COMMAND --help` for examples of each command.",
     )
-    parser.add_argument("--version", action="version", version=f"rewardsmith {__version__}")
+    parser.add_argument("--version", action="version", version=version_line())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_") or info.name in _NOT_COMMANDS:
@@ -34,6 +34,22 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"{__name__}.{info.name}")
         module.register(sub)
     return parser
+
+
+def version_line() -> str:
+    """'rewardsmith 0.1.0 (torch 2.13.0+cpu, transformers 5.23.0, Python 3.11.7)': what a bug report
+    needs. Read from the installed packages' metadata, so --version does not import torch."""
+    import importlib.metadata
+    import platform
+
+    def installed(name: str) -> str:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    return (f"rewardsmith {__version__} (torch {installed('torch')}, transformers {installed('transformers')}, "
+            f"Python {platform.python_version()})")
 
 
 def _quiet_libraries() -> None:

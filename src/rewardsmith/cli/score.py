@@ -49,8 +49,7 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", type=Path, help="JSONL output (appended to; rows already there are skipped)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the forward pass, after a one-time compile of 1-2 minutes; the gain depends "
-                        "on the CPU (1.13x on gemma-3-270m and 1.23x on multilingual-e5-small measured on a 2-core "
-                        "avx512_bf16 EPYC, 1.06x on e5 on AMX): for thousands of rows")
+                        "on the CPU and the model, from none to 1.5x (docs/benchmarks.md): for thousands of rows")
     _common(p)
     p.set_defaults(func=_run_score)
 

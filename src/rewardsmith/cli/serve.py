@@ -44,7 +44,7 @@ def register(subparsers) -> None:
                    help="scoring precision; auto = bf16 where the hardware has it (default: %(default)s)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the forward pass, after a one-time compile of 1-2 minutes at startup; "
-                   "1.0-1.25x faster by the CPU (see rewardsmith score --help)")
+                   "the gain depends on the CPU and the model, from none to 1.5x (docs/benchmarks.md)")
     p.add_argument("--token-budget", type=int, default=d.token_budget,
                    help="padded tokens per forward pass (rows x longest); forward passes draw on every "
                    "request in flight (default: 2048 on CPU, where small batches stay in cache; 16384 on GPU)")

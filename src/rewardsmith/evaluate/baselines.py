@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from rewardsmith.data.record import PreferencePair
-from rewardsmith.evaluate import metrics
+from rewardsmith import metrics
 
 LengthOf = Callable[[str], int]
 

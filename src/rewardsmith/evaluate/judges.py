@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from rewardsmith.data.record import PreferencePair
-from rewardsmith.evaluate.metrics import LOSS, TIE, WIN
+from rewardsmith.metrics import LOSS, TIE, WIN
 from rewardsmith.evaluate.run import Judgement
 
 

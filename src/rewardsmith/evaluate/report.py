@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardsmith.evaluate.metrics import Accuracy
+from rewardsmith.metrics import Accuracy
 from rewardsmith.evaluate.run import EvalResult
 
 PLOTS = ("accuracy.png", "calibration.png", "length_bias.png", "rewards.png")

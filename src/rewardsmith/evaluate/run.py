@@ -23,7 +23,7 @@ import numpy as np
 
 from rewardsmith.data.record import PreferencePair
 from rewardsmith.errors import RewardsmithError, unknown_name_error
-from rewardsmith.evaluate import metrics
+from rewardsmith import metrics
 from rewardsmith.evaluate.cache import ScoreCache, input_key
 
 # Presets whose card reports each split and then their mean as the headline number

@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rewardsmith import metrics
 from rewardsmith.data.record import Message, PreferencePair
 from rewardsmith.judge import prompts
 from rewardsmith.judge.backends import Completion, Request
@@ -234,7 +235,7 @@ class JudgeSummary:
     """Agreement of a judge with human labels, and its position bias.
 
     accuracy:         wins / pairs with its 95% bootstrap interval (ci_low, ci_high), computed by
-                      `rewardsmith.evaluate.metrics.accuracy` -- the evaluation table's convention:
+                      `rewardsmith.metrics.accuracy` -- the evaluation table's convention:
                       a tie is not a win, and a failed pair is not a win either (never a guessed
                       default), so a judge's cell compares with a reward model's on the same n.
                       `ties` says how many pairs got no side.
@@ -274,8 +275,6 @@ class JudgeSummary:
 
 
 def summarize(verdicts: Sequence[Verdict], skipped: int = 0) -> JudgeSummary:
-    from rewardsmith.evaluate import metrics  # numpy only; the table's accuracy and interval
-
     modes = {v.mode for v in verdicts}
     s = JudgeSummary(mode="/".join(sorted(modes)) if modes else "text", pairs=len(verdicts), skipped=skipped)
     first = decided = 0

@@ -10,8 +10,8 @@ compiled region as an export, and `masking_utils._ignore_causal_mask_sdpa` then 
 `use_causal_skip(model)` switches a causal decoder's attention to "rewardsmith_sdpa": the stock
 SDPA attention with a mask function that returns no mask in exactly the case where the stock one
 would skip it in eager mode (no padding mask, no cache offset, queries == keys, sequence inside
-the sliding window) and otherwise builds the stock mask. Scores are unchanged (tested); on
-gemma-3-270m at 4096 compiled it took benchmarks/score_throughput.py from 15.78 to 19.08 seq/s (AMX).
+the sliding window) and otherwise builds the stock mask. Scores are unchanged (tested); the
+compiled gemma-3-270m scores ~1.2x faster for it (docs/benchmarks.md).
 The condition is written out here rather than calling `_ignore_causal_mask_sdpa`, because that
 function is the one that refuses to skip under compile. The name is not written to config.json
 (transformers drops `_attn_implementation` on save), so saved models load anywhere.

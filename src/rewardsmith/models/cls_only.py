@@ -5,8 +5,7 @@ output. That layer still needs the keys and values of every token, but its query
 attention output, residual + LayerNorm and feed-forward block are needed for row 0 alone: for
 the other T - 1 rows they are dead work, 10 of the last layer's 12 matmul units (Q, K, V, O are
 one each, the feed-forward eight) plus all but one row of its attention scores. On a 12-layer
-model that is ~7% of the FLOPs; measured on multilingual-e5-small, 256 hh-rlhf inputs, best of
-5 on a 2-core EPYC: 22.6 -> 24.1 seq/s.
+model that is ~7% of the FLOPs (the measured speed-up is in docs/benchmarks.md).
 
 `cls_only_last_layer(model)` is a context manager that swaps the last layer's forward for one
 that returns (B, 1, H), only for the model families whose structure it knows (BERT, RoBERTa,

@@ -201,12 +201,11 @@ def collate(sequences: Sequence[Sequence[int]], pad_id: int, padding_side: str =
     return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
-# What one more forward pass costs on CPU, in tokens: fitting time = a + b x tokens over batches
-# of 256-2048 tokens (fp32, 2-core AVX2 EPYC) gave a = 35 ms = ~100 tokens for
-# multilingual-e5-small (0.35 ms/token) and 0-40 tokens for gemma-3-270m (2.1 ms/token); 64 sits
-# between. End to end, costs of 32, 64 and 128 were within this shared machine's noise (+-15%) on
-# whole sequences, where lengths are dense and greedy filling already pads only 3-14%; the gain is
-# in sparse length sets such as a shared-prefix suffix pass (110% padding greedy, 7-17% here).
+# What one more forward pass costs on CPU, in tokens: the fixed cost a of time = a + b x tokens,
+# fitted over batches of 256-2048 tokens, is ~100 tokens for multilingual-e5-small and 0-40 for
+# gemma-3-270m; 64 sits between (docs/benchmarks.md). End to end the choice among 32, 64 and 128
+# is within noise on whole sequences, whose lengths are dense so greedy filling already pads
+# little; the gain is in sparse length sets such as a shared-prefix suffix pass.
 CPU_BATCH_COST = 64
 
 

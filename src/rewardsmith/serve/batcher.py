@@ -212,8 +212,8 @@ class Batcher:
     def _pick(self) -> list[int]:
         """Pool positions for the next forward pass: the oldest sequence and its nearest lengths,
         as many as fit the token budget. Passes are filled to the budget on purpose: on a CPU,
-        small passes cost more per token than the padding they save (measured with a 20% padding
-        cap: 64 single-item clients fell from 73% to 60% of offline throughput)."""
+        small passes cost more per token than the padding they save (a padding cap lowered the
+        served throughput under load; docs/benchmarks.md, serve_load)."""
         pool = self._pool
         anchor = min(range(len(pool)), key=lambda k: pool[k][1])
         length = pool[anchor][0]

@@ -17,10 +17,12 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from rewardsmith.data.record import PreferencePair
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EncodedPair:
     """A pair as token ids. `margin` is 0.0 when the source gave none.
 
@@ -28,15 +30,23 @@ class EncodedPair:
     weight: its loss weight (config.group_weights); response_tokens: (chosen, rejected) response
     lengths in tokens before any truncation, for the length baselines validation reports beside
     the model ("longer wins" needs the real lengths, not the truncated inputs').
+
+    The ids are kept as int32 arrays (any sequence of ints is accepted): a training set holds
+    every pair for the whole run, and a list of Python ints costs ~36 bytes a token (a pointer
+    and an int object: vocabularies are far past the 256 small ints Python shares), an array 4.
     """
 
-    chosen: list[int]
-    rejected: list[int]
+    chosen: np.ndarray  # (T_c,) int32
+    rejected: np.ndarray  # (T_r,) int32
     margin: float
     language: str
     group: str = "unknown/unknown/unknown"
     weight: float = 1.0
     response_tokens: tuple[int, int] = (0, 0)
+
+    def __post_init__(self):
+        object.__setattr__(self, "chosen", np.asarray(self.chosen, dtype=np.int32))
+        object.__setattr__(self, "rejected", np.asarray(self.rejected, dtype=np.int32))
 
     @property
     def length(self) -> int:  # both rows of a pair share the batch's padded length
@@ -46,9 +56,10 @@ class EncodedPair:
     def shared_length(self) -> int:
         """Tokens both sides start with, leaving each at least its last token (the one the reward
         is read at): computed once, read by both length grouping and make_batch every epoch."""
-        from rewardsmith.models.prefix import common_prefix_length
-
-        return min(common_prefix_length(self.chosen, self.rejected), len(self.chosen) - 1, len(self.rejected) - 1)
+        n = min(len(self.chosen), len(self.rejected))
+        differ = np.flatnonzero(self.chosen[:n] != self.rejected[:n])
+        common = int(differ[0]) if differ.size else n
+        return min(common, len(self.chosen) - 1, len(self.rejected) - 1)
 
 
 @dataclass

@@ -362,7 +362,7 @@ def _accuracy(chosen, rejected) -> dict:
 
 
 def _versus_length(chosen, rejected, lengths) -> dict:
-    from rewardsmith.evaluate.metrics import outcomes_from_scores, versus_length
+    from rewardsmith.metrics import outcomes_from_scores, versus_length
 
     out = versus_length(outcomes_from_scores(chosen.numpy(), rejected.numpy()), lengths[:, 0].numpy(),
                         lengths[:, 1].numpy())
@@ -431,7 +431,7 @@ def _mixed_precision(precision: str) -> str:
     AVX512-BF16, ~3x faster than fp32 there), else "no"."""
     if precision == "fp32":
         return "no"
-    from rewardsmith.score import bf16_supported, warn_if_bf16_is_emulated  # the scorer's tests: both agree
+    from rewardsmith.models.precision import bf16_supported, warn_if_bf16_is_emulated
 
     if precision == "bf16":
         if not _has_accelerator():  # training then runs on the CPU

@@ -6,9 +6,8 @@ ordinary folder); anything with a `/` is a folder or a hub id, and loads the sam
 Greedy requests are batched (left padding, sorted by length so a batch pads little); sampled
 requests run one by one under their own seed, so sample k of a prompt is reproducible and a
 cached sample never depends on which other requests shared its batch.
-Threads: torch's default (all cores). On a crowded machine OMP_NUM_THREADS=1 is far faster
-(decoding is thousands of tiny ops, each a thread barrier: 97 s vs 4.3 s for 16 tokens measured
-on 2 shared cores).
+Threads: torch's default (all cores). On a crowded machine OMP_NUM_THREADS=1 is far faster:
+decoding is thousands of tiny ops, each a thread barrier (docs/benchmarks.md).
 A model without a chat template (gemma-3-270m is a base model) gets a plain
 "User: ... / Assistant:" transcript instead; the result is recorded under the same model id.
 
@@ -59,8 +58,7 @@ class LocalBackend:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         # fp32, not bf16 autocast: autocast wins on big forward passes but its per-op casts cost
-        # more than they save in token-by-token decoding of a small model (measured: 16 new tokens
-        # after a 171-token prompt, SmolLM2, 1 thread: fp32 4.3 s, bf16 autocast 10.6 s).
+        # more than they save in token-by-token decoding of a small model (docs/benchmarks.md).
         self.batch_size = batch_size
         self._choice_ids: dict[tuple[str, ...], list[list[int]]] = {}
 

@@ -1,7 +1,10 @@
-"""The numbers behind the evaluation table: pairwise accuracy with a tie policy, bootstrap
-confidence intervals, calibration (reliability curve, ECE), length bias and rank correlation.
+"""The numbers behind the evaluation table and the judge's summary: pairwise accuracy with a tie
+policy, bootstrap confidence intervals, calibration (reliability curve, ECE), length bias and rank
+correlation.
 
-Only numpy; every function takes plain arrays so the math can be golden-tested by hand.
+Only numpy, and no other stage: it sits below `evaluate` and `judge` (docs/architecture.md), so a
+judge's accuracy and a reward model's are one computation. Every function takes plain arrays so
+the math can be golden-tested by hand.
 
 Outcome encoding used everywhere: 1.0 = the evaluator preferred the human-chosen answer (a win),
 0.0 = it preferred the rejected one (a loss), 0.5 = a tie. **A tie is not a win**: accuracy is

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from rewardsmith.evaluate import metrics
+from rewardsmith import metrics
 
 
 def test_outcomes_and_tie_is_not_a_win():
