@@ -8,6 +8,7 @@ one clean `error: ...` line and exit code 2; anything else is a bug and keeps it
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -16,6 +17,11 @@ T = TypeVar("T")
 
 class RewardsmithError(Exception):
     """A problem the user can fix; the message says what and how."""
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """True for "no space left on device" and "disk quota exceeded": the user frees space and reruns."""
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def close_matches(name: str, candidates: Iterable[str], *, n: int = 3, cutoff: float = 0.5) -> list[str]:
