@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import errno
+import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -20,7 +21,10 @@ class RewardsmithError(Exception):
 
 
 def is_disk_full(error: BaseException) -> bool:
-    """True for "no space left on device" and "disk quota exceeded": the user frees space and reruns."""
+    """True for "no space left on device", "disk quota exceeded" and SQLite's "database or disk is
+    full": the user frees space and reruns."""
+    if isinstance(error, sqlite3.Error):
+        return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
     return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
