@@ -303,7 +303,8 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
     secured = [Depends(authorize)]
     errors = {code: {"model": schemas.ErrorBody, "description": text} for code, text in [
         (400, "Malformed JSON"), (401, "Missing or wrong API key"), (413, "Over a limit (items, characters, bytes)"),
-        (422, "Invalid body: the message names the field"), (503, "Overloaded: over --max-pending (with Retry-After) or not scored within --request-timeout")]}
+        (422, "Invalid body: the message names the field"),
+        (503, "Overloaded: over --max-pending (with Retry-After) or not scored within --request-timeout")]}
 
     @app.post("/score", response_model=schemas.ScoreResponse, dependencies=secured, responses=errors)
     async def score_endpoint(body: schemas.ScoreRequest) -> schemas.ScoreResponse:

@@ -5,7 +5,8 @@ client's own limited retries (`max_retries`, exponential back-off on 429/5xx/con
 A 200 whose body is no chat completion (empty, not JSON, cut short, not UTF-8: a proxy or a
 crashed server) is retried the same bounded number of times with the same back-off. A request
 still failing after that becomes a `RequestFailure`, counted by the caller and not cached, so the
-next run sends it again; nothing here retries forever. `max_tokens` is sent as such (llama.cpp, vLLM and Ollama read it).
+next run sends it again; nothing here retries forever. `max_tokens` is sent as such (llama.cpp,
+vLLM and Ollama read it).
 The API key comes from $OPENAI_API_KEY; local servers ignore it, so a placeholder is used.
 
 Logprob requests (`Request.choices`; `mode="logprobs"` in the spec, `openai:M@URL?mode=logprobs`)
