@@ -3,14 +3,15 @@ pruned), the resumes end at the uninterrupted run's weights with every step logg
 disk is one clear error that keeps the last checkpoint, and a rerun with --resume finishes.
 
 Kills: a real `rewardsmith train` subprocess that SIGKILLs itself at the N-th write of a chosen
-file (tests/train/killed_run.py), so where it dies does not depend on timing. Full disk: ENOSPC
-raised by the checkpoint write (monkeypatched: a test cannot count on mounting a small tmpfs).
+file (tests/train/killed_run.py), so where it dies does not depend on timing. Full disk: the
+checkpoint write raises what safetensors / torch.save raise on a full disk (monkeypatched: a test
+cannot count on mounting a small tmpfs).
 """
 
 from __future__ import annotations
 
-import errno
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,34 +73,50 @@ def test_a_metrics_row_cut_short_is_dropped_on_resume(tmp_path):
     assert path.read_text() == '{"split": "train", "step": 1}\n{"split": "train", "step": 2}\n'
 
 
+# What the libraries raise when the disk fills up under them (seen on a full 64 KB tmpfs): not OSError.
+SAFETENSORS_FULL = "Error while serializing: I/O error: No space left on device (os error 28)"
+TORCH_SAVE_FULL = "[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534"
+
+
 @pytest.mark.parametrize("fails_at,kept", [(1, None), (5, "step-3")])
 def test_a_full_disk_while_checkpointing_is_one_error_and_resume_finishes(tmp_path, tiny_encoder_dir, capsys,
                                                                           monkeypatch, fails_at, kept):
-    """The disk fills up in checkpoint 3 (nothing kept yet: the rerun starts over, its metrics
-    rows not doubled) or in checkpoint 6 (3 is kept and the rerun resumes from it)."""
+    """The disk fills up in checkpoint 3's model file (nothing kept yet: the rerun starts over,
+    its metrics rows not doubled) or in checkpoint 6's optimizer state (3 is kept and the rerun
+    resumes from it). Injected at the write, with the exception each library really raises."""
+    import collections
+
     import accelerate.checkpointing
+    from safetensors import SafetensorError
 
     config = _config(tmp_path, tiny_encoder_dir, max_steps=6, checkpoint_every=3, keep_checkpoints=2)
     out = tmp_path / "out"
-    save, calls = accelerate.checkpointing.save, []
+    save, calls, full = accelerate.checkpointing.save, [], [False]
+    usage = collections.namedtuple("usage", "total used free")
 
     def disk_fills_up(obj, f, *a, **k):
         calls.append(f)
         if len(calls) == fails_at:  # 3 files per checkpoint: model, optimizer, scheduler
             Path(f).write_bytes(b"\0" * 100)  # what fit before the disk filled
-            raise OSError(errno.ENOSPC, "No space left on device", str(f))
+            full[0] = True
+            if str(f).endswith(".safetensors"):
+                raise SafetensorError(SAFETENSORS_FULL)
+            raise RuntimeError(TORCH_SAVE_FULL)  # says nothing of the disk: only its free space tells
         return save(obj, f, *a, **k)
 
+    disk_usage = shutil.disk_usage
     monkeypatch.setattr(accelerate.checkpointing, "save", disk_fills_up)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9, 0) if full[0] else disk_usage(p))
     assert main(["train", "--config", str(config), "--no-progress"]) == 2
     err = capsys.readouterr().err.splitlines()[-1]  # after the model loader's progress bar
     assert err.startswith("error: ") and ": no space left on the device" in err and "rerun with --resume" in err, err
     if kept:
-        assert f"checkpoints/{kept}, is intact" in err and "tmp-step-6/optimizer.bin" in err
+        assert f"checkpoints/{kept}, is intact" in err and "tmp-step-6" in err and "RuntimeError" in err
     else:
-        assert "no checkpoint was complete yet" in err and "tmp-step-3/model.safetensors" in err
+        assert "no checkpoint was complete yet" in err and "tmp-step-3" in err and "os error 28" in err
     assert [p.name for p in (out / "checkpoints").iterdir()] == ([kept] if kept else [])  # partial one removed
 
     monkeypatch.setattr(accelerate.checkpointing, "save", save)
+    full[0] = False
     assert main(["train", "--config", str(config), "--resume", "--no-progress"]) == 0
     assert [r["step"] for r in _rows(out, "train")] == list(range(1, 7))

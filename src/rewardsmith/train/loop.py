@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import logging
@@ -522,7 +523,8 @@ def _save_checkpoint(accelerator, out: Path, step: int, keep: int) -> None:
         shutil.rmtree(tmp)
     accelerator.wait_for_everyone()
     try:
-        accelerator.save_state(str(tmp))  # model, optimizer, scheduler, RNG of every process
+        with _full_disk_as_oserror(tmp):
+            accelerator.save_state(str(tmp))  # model, optimizer, scheduler, RNG of every process
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             (tmp / STATE_FILE).write_text(json.dumps({"step": step}) + "\n")
@@ -541,6 +543,21 @@ def _save_checkpoint(accelerator, out: Path, step: int, keep: int) -> None:
         for old in done[:-keep]:
             shutil.rmtree(old)
     accelerator.wait_for_everyone()
+
+
+@contextlib.contextmanager
+def _full_disk_as_oserror(folder: Path):
+    """safetensors and torch.save report a full disk with their own exception types (see
+    errors.is_disk_full); raise it as OSError(ENOSPC) naming `folder`, like any other write."""
+    try:
+        yield
+    except OSError:
+        raise
+    except Exception as e:
+        if not is_disk_full(e, folder.parent if not folder.exists() else folder):
+            raise
+        raise OSError(errno.ENOSPC, f"No space left on device ({type(e).__name__}: {str(e)[:120]})",
+                      str(folder)) from e
 
 
 def _fsync_tree(folder: Path, files: bool = True) -> None:
@@ -581,10 +598,11 @@ def _save_final(model, tokenizer, manifest, out: Path, config: TrainConfig, scor
     held-out pairs); with LoRA also `adapter/` (LoRA weights and the fully trained score head)."""
     from rewardsmith.models import RewardModel, save_reward_model
 
-    if config.lora:
-        model.save_pretrained(out / "adapter")
-        model = model.merge_and_unload()  # the merged export needs no peft to load
-    save_reward_model(RewardModel(model, tokenizer, manifest), out, score_stats=score_stats)
+    with _full_disk_as_oserror(out):
+        if config.lora:
+            model.save_pretrained(out / "adapter")
+            model = model.merge_and_unload()  # the merged export needs no peft to load
+        save_reward_model(RewardModel(model, tokenizer, manifest), out, score_stats=score_stats)
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
