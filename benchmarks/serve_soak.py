@@ -175,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-items", type=int, default=16, help="the server's --max-items (default: %(default)s)")
     p.add_argument("--sample-seconds", type=float, default=5, help="RSS sampling interval (default: %(default)s)")
     p.add_argument("--request-timeout", type=float, default=120, help="client timeout (default: %(default)s)")
+    p.add_argument("--max-length", type=int, default=512,
+                   help="tokens per item for a fresh model's manifest; longer texts are cut (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds, so the server is always stopped
@@ -200,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             from rewardsmith.models import init_reward_model, save_reward_model
 
             torch.manual_seed(args.seed)
-            model_dir = save_reward_model(init_reward_model(args.model), Path(tmp) / "rm")
-            name = f"{args.model} (fresh head)"
+            model_dir = save_reward_model(init_reward_model(args.model, max_length=args.max_length), Path(tmp) / "rm")
+            name = f"{args.model} (fresh head, max_length {args.max_length})"
         server, url = start_server(model_dir, Path(tmp), "--max-items", str(args.max_items))
         try:
             for conv, response in items[:32]:  # warm-up: allocator, tokenizer, first kernels

@@ -161,6 +161,9 @@ BAD_INPUT = [
     ({"items": [{"messages": [{"role": "robot", "content": "x"}], "response": "y"}]}, 422, "items[0].messages[0].role"),
     ({"items": [{"messages": [{"role": "user"}], "response": "y"}]}, 422, "items[0].messages[0].content: field required"),
     ({"items": [{"messages": [], "response": "y"}]}, 422, "items[0].messages"),
+    # Found by the long fuzz profile: an unknown key that looks like a path is quoted, not read as one.
+    ({"items": [{"prompt": "x", "response": "y"}], "items[0]": 1}, 422, '["items[0]"]: unknown field'),
+    ({"items": [{"prompt": "x", "response": "y", ".": 1}]}, 422, 'items[0]["."]: unknown field'),
 ]
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 
 import httpx
@@ -63,8 +64,15 @@ def assert_names_the_field(response, sent: object) -> None:
     assert body.get("errors"), (status, response.text, sent)
     for error in body["errors"]:
         assert error["field"] and error["message"], (status, response.text, sent)
-        top = error["field"].split("[")[0].split(".")[0]
+        top = _top(error["field"])
         assert top in FIELDS or (isinstance(sent, dict) and top in sent), (error, sent)
+
+
+def _top(field: str) -> str:
+    """The top-level key a field path starts with: 'items[0].response' -> 'items', '["a.b"]' -> 'a.b'."""
+    if field.startswith('["'):
+        return json.JSONDecoder().raw_decode(field[1:])[0]
+    return re.split(r"[.\[]", field)[0]
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])

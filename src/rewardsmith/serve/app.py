@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 import re
 import time
@@ -56,10 +57,16 @@ log = logging.getLogger(__name__)
 # --- errors ----------------------------------------------------------------------------------------
 
 def _field(loc: tuple | list) -> str:
-    """("body", "items", 0, "response") -> "items[0].response"."""
+    """("body", "items", 0, "response") -> "items[0].response"; a key that is no identifier is
+    quoted, so an unknown key "items[0]" or "." is not read as a path: ("body", "a.b") -> '["a.b"]'."""
     path = ""
     for part in loc[1:] if loc and loc[0] == "body" else loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not str(part).isidentifier():
+            path += f"[{json.dumps(str(part), ensure_ascii=False)}]"
+        else:
+            path += f".{part}" if path else str(part)
     return path or "body"
 
 
