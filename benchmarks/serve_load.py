@@ -108,6 +108,33 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def start_server(model_dir: Path, tmp: Path, *options: str,
+                 startup_seconds: float = 180) -> tuple[subprocess.Popen, str]:
+    """`python -m rewardsmith serve MODEL_DIR OPTIONS` on a free loopback port, once /health answers:
+    (process, url). Its log goes to TMP/server.log; a server that does not come up ends the run."""
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url, log_path = f"http://127.0.0.1:{port}", tmp / "server.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen([sys.executable, "-m", "rewardsmith", "serve", str(model_dir), "--port", str(port),
+                                   *options], stdout=subprocess.DEVNULL, stderr=log)
+    deadline = time.monotonic() + startup_seconds
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return server, url
+        except httpx.TransportError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            print(log_path.read_text()[-3000:], file=sys.stderr)
+            raise SystemExit("the server did not start")
+        time.sleep(0.3)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
@@ -195,32 +222,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"model {args.model}  {len(items)} items from {source}  {args.rounds} rounds  "
               f"torch threads {torch.get_num_threads()}  {scorer.dtype}", flush=True)
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        url = f"http://127.0.0.1:{port}"
-        log_path = Path(tmp) / "server.log"
-        with open(log_path, "w") as log:
-            server = subprocess.Popen(
-                [sys.executable, "-m", "rewardsmith", "serve", str(model_dir), "--port", str(port),
-                 "--precision", args.precision, "--max-items", str(max(256, args.items_per_request)),
-                 *(["--compile"] if args.compile else [])],
-                stdout=subprocess.DEVNULL, stderr=log)
+        server, url = start_server(model_dir, Path(tmp), "--precision", args.precision, "--max-items",
+                                   str(max(256, args.items_per_request)), *(["--compile"] if args.compile else []),
+                                   startup_seconds=900 if args.compile else 180)
         totals = dict(off_wall=0.0, off_cpu=0.0, off_items=0, srv_wall=0.0, srv_cpu=0.0, srv_items=0)
         latencies: list[float] = []
         errors: list[str] = []
         try:
-            deadline = time.monotonic() + (900 if args.compile else 180)
-            while True:
-                try:
-                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    print(log_path.read_text()[-3000:], file=sys.stderr)
-                    raise SystemExit("the server did not start")
-                time.sleep(0.3)
             asyncio.run(drive(url, requests[:8], 8, 60, 60))  # warm-up
             warm = httpx.get(f"{url}/metrics").text
             budget = args.max_seconds

@@ -12,6 +12,8 @@ keep them to what takes seconds, or make them safe to build twice at once, as
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import sys
 from pathlib import Path
@@ -51,6 +53,45 @@ def _fresh_accelerate_state():
         from rewardsmith.train.loop import fresh_accelerate_state
 
         fresh_accelerate_state()
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """`full_disk(folder, free_bytes)`: files opened for writing under `folder` (through open or
+    Path.open) share `free_bytes` of space; then a write stores what fits and fails with ENOSPC,
+    as on a real full disk. Injected at the write, not by mounting a small tmpfs (needs root)."""
+    real_open = io.open
+    disks: list[tuple[Path, list[int]]] = []
+
+    class Capped(io.FileIO):
+        def __init__(self, path, mode, free):
+            super().__init__(path, mode)
+            self.free = free
+
+        def write(self, data) -> int:
+            if self.free[0] <= 0:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            n = super().write(bytes(data[: self.free[0]]))
+            self.free[0] -= n
+            return n
+
+    def capped_open(file, mode="r", buffering=-1, encoding=None, errors=None, newline=None, *args, **kwargs):
+        writing = any(c in mode for c in "wax+")
+        for folder, free in reversed(disks) if writing and isinstance(file, (str, os.PathLike)) else ():
+            if Path(file).resolve().is_relative_to(folder):
+                raw = Capped(file, mode.replace("b", "").replace("t", ""), free)
+                buffered = io.BufferedWriter(raw)
+                return buffered if "b" in mode else io.TextIOWrapper(buffered, encoding=encoding or "utf-8",
+                                                                     errors=errors, newline=newline)
+        return real_open(file, mode, buffering, encoding, errors, newline, *args, **kwargs)
+
+    def fill(folder: Path, free_bytes: int) -> None:
+        disks.append((Path(folder).resolve(), [free_bytes]))
+
+    monkeypatch.setattr(io, "open", capped_open)
+    monkeypatch.setattr("builtins.open", capped_open)
+    yield fill
+    disks.clear()
 
 
 @pytest.fixture(scope="session")

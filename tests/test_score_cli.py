@@ -102,6 +102,24 @@ def test_score_resumes_and_skips_rows_already_written(saved, rows_file, tmp_path
     assert len(out.read_text().splitlines()) == 3
 
 
+def test_a_full_disk_is_one_error_and_the_rerun_resumes(saved, rows_file, tmp_path, capsys, full_disk):
+    out = tmp_path / "disk" / "scores.jsonl"
+    out.parent.mkdir()
+    first = '{"line": 1, "id": "p1", "chosen_score": 0.0, "rejected_score": 0.0}\n'
+    out.write_text(first)
+    full_disk(out.parent, free_bytes=30)  # row 2 is cut after 30 bytes
+    assert main(["score", str(saved), str(rows_file), "-o", str(out), "--precision", "fp32"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: -o {out}: no space left on the device") and "rerun the same command" in err
+    text = out.read_text()
+    assert text.startswith(first) and len(text) == len(first) + 30  # row 1 intact, row 2 cut short
+
+    full_disk(out.parent, free_bytes=10**6)  # space freed (a new, larger disk under the same folder)
+    capsys.readouterr()
+    assert main(["score", str(saved), str(rows_file), "-o", str(out), "--precision", "fp32"]) == 0
+    assert [json.loads(line)["line"] for line in out.read_text().splitlines()] == [1, 2, 3]
+
+
 def test_compare_and_best_of_n_commands(saved, capsys):
     prompt, a, b = "How do I boil an egg?", "Nine minutes.", "No idea."
     scorer = Scorer(load_reward_model(saved), precision="fp32")

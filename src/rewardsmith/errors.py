@@ -8,6 +8,10 @@ one clean `error: ...` line and exit code 2; anything else is a bug and keeps it
 from __future__ import annotations
 
 import difflib
+import errno
+import os
+import shutil
+import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -16,6 +20,24 @@ T = TypeVar("T")
 
 class RewardsmithError(Exception):
     """A problem the user can fix; the message says what and how."""
+
+
+def is_disk_full(error: BaseException, folder: str | os.PathLike | None = None) -> bool:
+    """True for "no space left on device", "disk quota exceeded" and SQLite's "database or disk is
+    full": the user frees space and reruns. Libraries that write in native code do not raise
+    OSError for it (seen on a full 64 KB tmpfs): safetensors raises SafetensorError "... (os error
+    28)", torch.save a RuntimeError "unexpected pos 576 vs 534"; given the `folder` written to,
+    any error while that disk has under 1 MB free counts too."""
+    if isinstance(error, sqlite3.Error):
+        return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    if f"(os error {errno.ENOSPC})" in str(error) or f"(os error {errno.EDQUOT})" in str(error):
+        return True
+    try:
+        return folder is not None and shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
 
 
 def close_matches(name: str, candidates: Iterable[str], *, n: int = 3, cutoff: float = 0.5) -> list[str]:

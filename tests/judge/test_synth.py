@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,56 @@ def test_limit_applies_to_given_instructions_and_synthesised_ones_come_on_top(sc
     rows = _lines(tmp_path / "o" / "instructions.jsonl")
     assert rows[0]["source"] == "seed" and len(rows) == 2 and rows[1]["source"].startswith("synth:")
     assert report["instructions"]["duplicates_dropped"] == 1  # "... 0" and "... 1" are near-duplicates
+
+
+def test_a_full_disk_while_writing_stage_files_keeps_what_is_done(scripted, tmp_path, capsys, full_disk):
+    spec = scripted(prefer_rules("answer 0"), default="answer {seed}")
+    out = tmp_path / "run"
+    common = ["--out", str(out), "--languages", "en", "--limit-per-language", "2"]
+    for stage in ("instructions", "responses", "pairs"):
+        _cli(capsys, "synth", stage, *common, "--generator", spec)
+    before = {p.name: p.read_bytes() for p in out.glob("*.jsonl")}
+
+    full_disk(out, free_bytes=100)  # the judge's answers reach the cache, then verdicts.jsonl does not fit
+    assert main(["synth", "judge", *common, "--judge", spec]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {out / 'verdicts.jsonl'}: no space left on the device"), err
+    assert "every finished request is kept" in err and "rerun the same command" in err
+    assert {p.name: p.read_bytes() for p in out.glob("*.jsonl")} == before  # earlier stages whole
+    assert not list(out.glob("*.tmp"))  # the partial file does not hold on to the space
+
+    full_disk(out, free_bytes=10**7)  # space freed
+    j = _cli(capsys, "synth", "judge", *common, "--judge", spec)
+    assert j["requests"][spec]["sent"] == 0 and j["requests"][spec]["cached"] == 4  # all from the cache
+    assert j["judge"]["pairs_written"] == 2 and len(_lines(out / "pairs.jsonl")) == 2
+
+
+def test_a_full_cache_database_is_one_error_and_the_rerun_sends_only_the_rest(scripted, tmp_path, capsys,
+                                                                              monkeypatch):
+    from rewardsmith.judge.cache import Cache
+
+    spec = scripted(prefer_rules("answer 0"), default="answer {seed}", log=str(tmp_path / "calls.jsonl"))
+    out = tmp_path / "run"
+    args = ["synth", "run", "--out", str(out), "--generator", spec, "--judge", spec, "--n-responses", "3",
+            "--limit-per-language", "2"]
+    opened = Cache.__init__
+
+    def small_disk(self, path):  # SQLite's own "database or disk is full", a few pages past the schema
+        opened(self, path)
+        pages = self._db.execute("PRAGMA page_count").fetchone()[0]
+        self._db.execute(f"PRAGMA max_page_count = {pages + 3}")
+
+    monkeypatch.setattr(Cache, "__init__", small_disk)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "no space left on the device (database or disk is full)" in err and "cache.sqlite" in err, err
+    with sqlite3.connect(out / "cache.sqlite") as db:
+        cached = {k for (k,) in db.execute("SELECT key FROM results")}
+    assert 0 < len(cached) < 54
+
+    monkeypatch.setattr(Cache, "__init__", opened)
+    (tmp_path / "calls.jsonl").unlink()
+    report = _cli(capsys, *args)
+    resent = [json.loads(x)["key"] for x in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    assert not set(resent) & cached and len(resent) == 54 - len(cached)  # only what was not cached
+    assert report["requests"][spec]["cached"] == len(cached) and report["judge"]["judged"] == 18

@@ -4,6 +4,7 @@ and many concurrent clients getting their own results."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 import pytest
@@ -140,6 +141,7 @@ def test_get_reward_encoder_needs_prompts(encoder, library):
     r = httpx.post(f"{encoder.url}/get_reward", json={"query": ["한국의 수도는? 서울입니다."]})
     assert r.status_code == 422
     assert "query[0]" in r.json()["detail"] and "prompts" in r.json()["detail"]
+    assert r.json()["errors"][0]["field"] == "query[0]"  # in the error list too (found by the fuzzer)
 
 
 BAD_INPUT = [
@@ -159,6 +161,9 @@ BAD_INPUT = [
     ({"items": [{"messages": [{"role": "robot", "content": "x"}], "response": "y"}]}, 422, "items[0].messages[0].role"),
     ({"items": [{"messages": [{"role": "user"}], "response": "y"}]}, 422, "items[0].messages[0].content: field required"),
     ({"items": [{"messages": [], "response": "y"}]}, 422, "items[0].messages"),
+    # Found by the long fuzz profile: an unknown key that looks like a path is quoted, not read as one.
+    ({"items": [{"prompt": "x", "response": "y"}], "items[0]": 1}, 422, '["items[0]"]: unknown field'),
+    ({"items": [{"prompt": "x", "response": "y", ".": 1}]}, 422, 'items[0]["."]: unknown field'),
 ]
 
 
@@ -192,6 +197,27 @@ def test_malformed_json_and_missing_content_type(decoder):
     assert r.status_code == 422 and "Content-Type: application/json" in r.json()["detail"]
     # Still serving after all that.
     assert httpx.post(f"{decoder.url}/score", json={"items": [as_json(*ITEMS[0])]}).status_code == 200
+
+
+@pytest.mark.parametrize("path,body,field", [
+    ("/score", '{"items": [{"prompt": "x", "response": "a\\udfffb"}]}', "items[0].response"),
+    ("/compare", '{"prompt": "x", "a": "\\ud83d", "b": "y"}', "a"),
+    ("/best-of-n", '{"prompt": "x", "responses": ["ok", "\\ud800"]}', "responses[1]"),
+    ("/get_reward", '{"query": ["\\ud800"]}', "query[0]"),
+])
+def test_unpaired_surrogate_is_a_422_naming_the_field(decoder, path, body, field):
+    # Found by the fuzzer: JSON may escape half a UTF-16 pair; the tokenizer raised a TypeError (500).
+    r = httpx.post(decoder.url + path, content=body.encode(), headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == field and "unpaired UTF-16 surrogate" in r.json()["detail"]
+
+
+def test_body_that_is_not_text_is_a_400_naming_the_body(decoder):
+    # Found by the fuzzer: FastAPI answered "There was an error parsing the body", naming nothing.
+    for raw in (b'{"items": [{"prompt": "x", "response": "\xff"}]}', b"\x00" * 29):
+        r = httpx.post(f"{decoder.url}/score", content=raw, headers={"content-type": "application/json"})
+        assert r.status_code == 400, r.text
+        assert r.json()["errors"][0]["field"] == "body" and "UTF-8" in r.json()["detail"]
 
 
 def test_limits(serve, decoder_rm_dir):
@@ -243,6 +269,8 @@ def test_health_metrics_and_docs(decoder):
     assert {"/score", "/compare", "/best-of-n", "/get_reward", "/health", "/metrics"} <= set(spec["paths"])
     assert spec["paths"]["/score"]["post"]["responses"]["422"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/ErrorBody"}  # the error shape the server really sends
+    # Prometheus text, documented as such (the fuzzer found it documented as JSON).
+    assert list(spec["paths"]["/metrics"]["get"]["responses"]["200"]["content"]) == ["text/plain"]
     assert httpx.get(f"{decoder.url}/docs").status_code == 200
     # One scoring request of its own, so the counters checked below exist whatever ran before.
     assert httpx.post(f"{decoder.url}/score", json={"items": [as_json(*ITEMS[0])]}, timeout=120).status_code == 200
@@ -286,3 +314,49 @@ def test_compiled_server_compiles_at_startup_and_scores_like_the_library(serve, 
     r = httpx.post(f"{server.url}/score", json={"items": [as_json(c, t) for c, t in ITEMS]}, timeout=120)
     assert r.status_code == 200, r.text
     assert r.json()["rewards"] == pytest.approx(library(server).score(ITEMS), abs=SAME)
+
+
+def test_a_flood_beyond_max_pending_gets_503_with_retry_after(serve, decoder_rm_dir, library):
+    # The idle worker waits 1.5 s for company, so all 10 requests arrive while the first is queued:
+    # two of 4 items fill --max-pending 8, the other eight are refused at once, not queued.
+    server = serve(decoder_rm_dir, max_items=4, max_pending=8, max_wait_ms=1500)
+    body = {"items": [as_json(*x) for x in ITEMS]}
+
+    async def flood():
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as c:
+            return await asyncio.gather(*[c.post("/score", json=body) for _ in range(10)])
+
+    responses = asyncio.run(flood())
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] * 2 + [503] * 8, statuses
+    for r in responses:
+        if r.status_code == 503:
+            assert int(r.headers["retry-after"]) >= 1 and "--max-pending" in r.json()["detail"]
+        else:
+            assert r.json()["rewards"] == pytest.approx(library(server).score(ITEMS), abs=SAME)
+    assert httpx.get(f"{server.url}/health").json()["queue_items"] == 0
+    assert httpx.post(f"{server.url}/score", json=body, timeout=60).status_code == 200  # served again
+
+
+def test_a_client_that_disconnects_does_not_poison_its_batch(serve, decoder_rm_dir, library):
+    import socket
+    from urllib.parse import urlsplit
+
+    server = serve(decoder_rm_dir, max_wait_ms=1500)  # both requests land in the same forward pass
+    url = urlsplit(server.url)
+    payload = json.dumps({"items": [as_json(*ITEMS[1])]}).encode()
+
+    async def run():
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as c:
+            gone = socket.create_connection((url.hostname, url.port))
+            gone.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(payload), payload))
+            stays = asyncio.ensure_future(c.post("/score", json={"items": [as_json(*x) for x in ITEMS]}))
+            await asyncio.sleep(0.5)  # both are waiting in the batcher now
+            gone.close()
+            return await stays
+
+    r = asyncio.run(run())
+    assert r.status_code == 200, r.text
+    assert r.json()["rewards"] == pytest.approx(library(server).score(ITEMS), abs=SAME)
+    assert httpx.get(f"{server.url}/health").json()["queue_items"] == 0

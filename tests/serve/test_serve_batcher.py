@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from rewardsmith.serve.batcher import Batcher
+from rewardsmith.serve.batcher import Batcher, Overloaded
 
 
 class Scripted:
@@ -21,6 +21,7 @@ class Scripted:
 
     def __init__(self, hold_first: bool = False):
         self.gate = threading.Event()
+        self.entered = threading.Event()  # a forward pass has started (and may be held at the gate)
         if not hold_first:
             self.gate.set()
         self.passes: list[list[str]] = []
@@ -31,6 +32,7 @@ class Scripted:
         return [[ord(c) for c in x] for x in items]
 
     def score_ids(self, sequences):
+        self.entered.set()
         self.gate.wait(10)
         texts = ["".join(map(chr, s)) for s in sequences]
         self.passes.append(texts)
@@ -40,7 +42,7 @@ class Scripted:
 
 
 def started(fn: Scripted, **kw) -> Batcher:
-    b = Batcher(fn.encode, fn.score_ids, max_wait_ms=0, **kw)
+    b = Batcher(fn.encode, fn.score_ids, **{"max_wait_ms": 0, **kw})
     b.start()
     return b
 
@@ -140,4 +142,46 @@ def test_a_failed_request_spends_no_more_compute():
     assert asyncio.run(batcher.score(["ok"])) == [2.5]
     batcher.stop()
     assert all(long not in p for p in fn.passes)
+    assert batcher.pending_items == 0
+
+
+def test_a_caller_gone_mid_pass_does_not_poison_its_batch_mates():
+    fn = Scripted(hold_first=True)
+    batcher = started(fn, max_wait_ms=200)  # the idle worker waits for company: both share one pass
+
+    async def main():
+        gone = asyncio.ensure_future(batcher.score(["aa", "bbb"]))
+        stays = asyncio.ensure_future(batcher.score(["c"]))
+        while not fn.entered.is_set():  # the shared pass is now in the forward pass, held
+            await asyncio.sleep(0.01)
+        gone.cancel()  # what a client disconnect does to its request's coroutine
+        fn.gate.set()
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        return await stays
+
+    assert asyncio.run(main()) == [1.5]
+    assert sorted(fn.passes[0]) == ["aa", "bbb", "c"]  # the cancelled request was in that very pass
+    assert asyncio.run(batcher.score(["later"])) == [5.5]  # and the worker goes on
+    batcher.stop()
+    assert batcher.pending_items == 0
+
+
+def test_admission_is_bounded_by_max_pending():
+    fn = Scripted(hold_first=True)
+    batcher = started(fn, max_pending=4)
+
+    async def main():
+        admitted = [asyncio.ensure_future(batcher.score(["a", "b"])) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        with pytest.raises(Overloaded) as refused:
+            await batcher.score(["c"])  # 4 in flight: one more is over the limit, refused at once
+        fn.gate.set()
+        return refused.value, await asyncio.gather(*admitted)
+
+    refused, results = asyncio.run(main())
+    assert results == [[1.5, 1.5]] * 2
+    assert (refused.pending, refused.max_pending, refused.retry_after) == (4, 4, 1)
+    assert asyncio.run(batcher.score(["a", "b", "c", "d"])) == [1.5] * 4  # drained: admitted again
+    batcher.stop()
     assert batcher.pending_items == 0

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from rewardsmith.errors import RewardsmithError
+from rewardsmith.errors import RewardsmithError, is_disk_full
 
 CHUNK = 512  # rows scored (and written) at a time: results reach OUT as the run goes
 
@@ -195,7 +195,20 @@ def _done_lines(output: Path | None) -> set[int]:
 
 
 def score_file(config: ScoreConfig, scorer, *, out=None, progress: bool = False) -> int:
-    """Score config.input into config.output (or `out`), skipping lines already there; returns rows written."""
+    """Score config.input into config.output (or `out`), skipping lines already there; returns rows written.
+    Raises RewardsmithError when the disk fills up: the rows written stay, the rerun resumes after them."""
+    try:
+        return _score_file(config, scorer, out, progress)
+    except OSError as e:
+        if config.output is None or not is_disk_full(e):
+            raise
+        raise RewardsmithError(
+            f"-o {config.output}: no space left on the device ({e.strerror}); the rows already written there are "
+            "intact (a last row cut short is removed on the rerun). Free space and rerun the same command: "
+            "it scores only the lines not written yet") from None
+
+
+def _score_file(config: ScoreConfig, scorer, out, progress: bool) -> int:
     done = _done_lines(config.output)
     sink = config.output.open("a", encoding="utf-8") if config.output else (out or sys.stdout)
     written = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 
 EPILOG = """examples:
   rewardsmith serve out/rm-ja
@@ -54,6 +55,9 @@ def register(subparsers) -> None:
                    "are truncated by its manifest (default: %(default)s)")
     p.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes,
                    help="request body size (default: %(default)s)")
+    p.add_argument("--max-pending", type=int, default=d.max_pending,
+                   help="items in flight (queued or being scored) at most; past it a request gets 503 with "
+                   "Retry-After instead of queueing (default: %(default)s)")
     p.add_argument("--request-timeout", type=float, default=d.request_timeout,
                    help="seconds a request may wait for its scores before a 503 (default: %(default)s)")
     p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms,
@@ -67,7 +71,7 @@ def run(args) -> int:
     config = ServeConfig(
         host=args.host, port=args.port, api_key=args.api_key or os.environ.get("REWARDSMITH_API_KEY") or None,
         max_items=args.max_items, max_chars=args.max_chars, max_body_bytes=args.max_body_bytes,
-        request_timeout=args.request_timeout, max_wait_ms=args.max_wait_ms,
+        max_pending=args.max_pending, request_timeout=args.request_timeout, max_wait_ms=args.max_wait_ms,
         token_budget=args.token_budget, precision=args.precision, compile=args.compile,
     ).check()  # before the slow model load: a typo fails in a second, not a minute
     try:
@@ -88,5 +92,16 @@ def run(args) -> int:
     if config.host not in ("127.0.0.1", "localhost", "::1") and config.api_key is None:
         logging.getLogger("rewardsmith.serve").warning(
             "listening on %s without --api-key: anyone who can reach this port can use the model", config.host)
-    uvicorn.run(app, host=config.host, port=config.port, log_level="info", timeout_graceful_shutdown=10)
+    # SIGTERM / Ctrl-C: uvicorn stops accepting, lets every request in flight finish, then stops the
+    # worker. In-flight requests end by --request-timeout at the latest, so the drain waits that
+    # long. uvicorn then re-raises the signal to the handler it found; a no-op one here makes a
+    # clean drain exit 0 (the default handlers would die by SIGTERM / raise KeyboardInterrupt).
+    stopped_by: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: stopped_by.append(signum))
+    uvicorn.run(app, host=config.host, port=config.port, log_level="info",
+                timeout_graceful_shutdown=config.request_timeout + 5)
+    if stopped_by:
+        logging.getLogger("rewardsmith.serve").info("stopped by %s after draining the requests in flight",
+                                                    signal.Signals(stopped_by[0]).name)
     return 0

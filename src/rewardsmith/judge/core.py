@@ -31,6 +31,7 @@ is agreement with the human.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -60,6 +61,7 @@ def parse_verdict(text: str) -> str | ParseFailure:
     or [[C]]", is ambiguous, not an A). Without tokens, a reply starting with a lone letter label
     ("A", "B:", "C)") counts; "A good answer..." does not.
     """
+    text = unicodedata.normalize("NFKC", text)  # full-width "［［Ａ］］" from a Japanese judge is [[A]]
     letters = {m.upper() for m in _TOKEN.findall(text)}
     if len(letters) > 1:
         return ParseFailure(f"ambiguous: several verdicts {sorted(letters)}")

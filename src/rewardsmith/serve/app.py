@@ -17,7 +17,9 @@ tests hold it to 1e-6 in fp32); nothing here formats text. The calibrated score 
 
 Bad input never reaches the worker: pydantic rejects wrong types, unknown fields and empty
 responses (422), the per-server limits are checked next (413), and every error body is
-`{"detail": "<field>: <what is wrong and how to fix it>", "errors": [{"field", "message"}]}`.
+`{"detail": "<field>: <what is wrong and how to fix it>", "errors": [{"field", "message"}]}`
+(401 and 503 carry `detail` alone). Past `--max-pending` items in flight a request gets 503 with
+Retry-After at once instead of queueing without limit.
 With an API key set, POST endpoints need `Authorization: Bearer <key>`; GET endpoints stay open
 so health checks and Prometheus need no secret.
 """
@@ -26,21 +28,23 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
+import re
 import time
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException
 
 from rewardsmith import __version__
 from rewardsmith.errors import RewardsmithError
 from rewardsmith.score import preference_probability
 from rewardsmith.serve import schemas
-from rewardsmith.serve.batcher import Batcher
+from rewardsmith.serve.batcher import Batcher, Overloaded
 from rewardsmith.serve.config import ServeConfig
 from rewardsmith.serve.openrlhf import QueryParser
 
@@ -53,10 +57,16 @@ log = logging.getLogger(__name__)
 # --- errors ----------------------------------------------------------------------------------------
 
 def _field(loc: tuple | list) -> str:
-    """("body", "items", 0, "response") -> "items[0].response"."""
+    """("body", "items", 0, "response") -> "items[0].response"; a key that is no identifier is
+    quoted, so an unknown key "items[0]" or "." is not read as a path: ("body", "a.b") -> '["a.b"]'."""
     path = ""
     for part in loc[1:] if loc and loc[0] == "body" else loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not str(part).isidentifier():
+            path += f"[{json.dumps(str(part), ensure_ascii=False)}]"
+        else:
+            path += f".{part}" if path else str(part)
     return path or "body"
 
 
@@ -86,10 +96,21 @@ def _validation_errors(exc: RequestValidationError) -> JSONResponse:
     return _error(status, errors)
 
 
-class _LimitError(Exception):
-    def __init__(self, field: str, message: str) -> None:
+class _Refused(Exception):
+    """A request refused with `status`, naming the field: over a limit (413), unscorable (422)."""
+
+    def __init__(self, status: int, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
-        self.field, self.message = field, message
+        self.status, self.field, self.message = status, field, message
+
+
+_FIELD_PREFIX = re.compile(r"^([A-Za-z_]\w*(?:\[\d+\])?): (.+)$", re.S)
+
+
+def _unscorable(error: RewardsmithError) -> _Refused:
+    """A library error about the input as a 422; "query[2]: ..." names its field, anything else the body."""
+    m = _FIELD_PREFIX.match(str(error))
+    return _Refused(422, m[1], m[2]) if m else _Refused(422, "body", str(error))
 
 
 # --- metrics ---------------------------------------------------------------------------------------
@@ -195,7 +216,7 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
 
     metrics = _Metrics(lambda: batcher.pending_items)
     batcher = Batcher(scorer.encode_all, scorer.score_ids, token_budget=scorer.token_budget,
-                      max_wait_ms=config.max_wait_ms, on_batch=metrics.on_batch)
+                      max_wait_ms=config.max_wait_ms, max_pending=config.max_pending, on_batch=metrics.on_batch)
     queries = QueryParser(rm.tokenizer, manifest)
 
     @asynccontextmanager
@@ -222,14 +243,20 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
     async def _on_validation(_request: Request, exc: RequestValidationError):
         return _validation_errors(exc)
 
-    @app.exception_handler(_LimitError)
-    async def _on_limit(_request: Request, exc: _LimitError):
-        return _error(413, [(exc.field, exc.message)])
+    @app.exception_handler(_Refused)
+    async def _on_refused(_request: Request, exc: _Refused):
+        return _error(exc.status, [(exc.field, exc.message)])
 
     @app.exception_handler(HTTPException)
     async def _on_http(_request: Request, exc: HTTPException):
         if isinstance(exc, _TooLarge):  # a chunked body went over the limit while being parsed
             return _too_large(config.max_body_bytes)
+        if exc.status_code == 400:
+            # FastAPI's "There was an error parsing the body": bytes that are not text in a JSON
+            # encoding (invalid UTF-8, NUL bytes read as UTF-32); the cause says where.
+            cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+            return _error(400, [("body", f"not JSON text{cause}; send JSON encoded as UTF-8 with the header "
+                                         "Content-Type: application/json")])
         return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
 
     @app.middleware("http")
@@ -256,23 +283,26 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
 
     def check_count(field: str, count: int) -> None:
         if count > config.max_items:
-            raise _LimitError(field, f"{count} items; the limit is {config.max_items} per request "
+            raise _Refused(413, field, f"{count} items; the limit is {config.max_items} per request "
                                      "(split the request or raise --max-items)")
 
     def check_chars(field: str, n: int) -> None:
         if n > config.max_chars:
-            raise _LimitError(field, f"{n} characters; the limit is {config.max_chars} per item "
+            raise _Refused(413, field, f"{n} characters; the limit is {config.max_chars} per item "
                                      "(shorten it or raise --max-chars)")
 
     async def score(items: list[tuple[list[dict], str]]) -> list[float]:
         """Scores through the batcher, with the request time limit; errors become HTTP errors."""
         try:
             return await asyncio.wait_for(batcher.score(items), timeout=config.request_timeout)
+        except Overloaded as e:
+            raise HTTPException(503, f"overloaded: {e} (--max-pending); retry after {e.retry_after} s",
+                                headers={"Retry-After": str(e.retry_after)}) from None
         except asyncio.TimeoutError:
             raise HTTPException(503, f"not scored within {config.request_timeout:g} s (the server is overloaded); "
                                      "retry later, send fewer items, or raise --request-timeout") from None
         except RewardsmithError as e:
-            raise HTTPException(422, str(e)) from None
+            raise _unscorable(e) from None
         except Exception as e:
             log.exception("scoring failed")
             raise HTTPException(500, f"scoring failed: {type(e).__name__}: {e}") from None
@@ -280,7 +310,8 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
     secured = [Depends(authorize)]
     errors = {code: {"model": schemas.ErrorBody, "description": text} for code, text in [
         (400, "Malformed JSON"), (401, "Missing or wrong API key"), (413, "Over a limit (items, characters, bytes)"),
-        (422, "Invalid body: the message names the field"), (503, "Not scored within --request-timeout")]}
+        (422, "Invalid body: the message names the field"),
+        (503, "Overloaded: over --max-pending (with Retry-After) or not scored within --request-timeout")]}
 
     @app.post("/score", response_model=schemas.ScoreResponse, dependencies=secured, responses=errors)
     async def score_endpoint(body: schemas.ScoreRequest) -> schemas.ScoreResponse:
@@ -327,7 +358,7 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
         try:
             items, unparsed = queries.items(body.query, body.prompts)
         except RewardsmithError as e:
-            raise HTTPException(422, str(e)) from None
+            raise _unscorable(e) from None
         metrics.unparsed.inc(unparsed)
         rewards = await score(items)
         cal = calibrated(rewards)
@@ -341,7 +372,7 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
                               max_length=manifest.max_length, truncation_side=manifest.truncation_side,
                               calibrated=calibrate, queue_items=batcher.pending_items)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)  # documented as text/plain, not JSON
     async def prometheus_metrics() -> Response:
         """Prometheus text format: requests, latency, batch sizes, pending items."""
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest

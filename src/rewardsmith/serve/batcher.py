@@ -18,7 +18,11 @@ its batch-mates beyond floating-point noise (the scorer pools with the attention
 to 1e-5 in fp32).
 
 Failures stay with their request: a job whose items cannot be encoded fails alone, a failing
-forward pass fails only the jobs in that batch, and the worker runs until `stop()`.
+forward pass fails only the jobs in that batch, a request whose caller went away (a client that
+disconnected, a timeout) is forgotten without touching its batch-mates, and the worker runs until
+`stop()`. Admission is bounded: a request that would take the items in flight past `max_pending`
+is refused at once with `Overloaded` (the server's 503 + Retry-After) instead of queueing without
+limit -- a queue longer than the worker can clear within the request timeout only holds memory.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import asyncio
 import bisect
 import itertools
 import logging
+import math
 import queue
 import threading
 import time
@@ -37,6 +42,15 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 _STOP = object()
+
+
+class Overloaded(Exception):
+    """Refused at admission: the request would take the items in flight past `max_pending`.
+    `retry_after` is whole seconds until the items in flight now should be done."""
+
+    def __init__(self, pending: int, max_pending: int, retry_after: int) -> None:
+        super().__init__(f"{pending} items are in flight and the limit is {max_pending}")
+        self.pending, self.max_pending, self.retry_after = pending, max_pending, retry_after
 
 
 @dataclass(eq=False)
@@ -82,6 +96,7 @@ class Batcher:
     score_ids_fn: token id lists -> one float each, in order; called on the worker thread.
     token_budget: rows x longest row per forward pass (a longer single sequence runs alone).
     max_wait_ms:  how long an idle worker waits for more requests before starting.
+    max_pending:  items queued, pooled or being scored at most; a request past it raises Overloaded.
     on_batch:     called after each forward pass with (rows, requests, seconds) -- metrics.
     """
 
@@ -92,13 +107,16 @@ class Batcher:
         *,
         token_budget: int = 16384,
         max_wait_ms: float = 5.0,
+        max_pending: int | None = None,
         on_batch: Callable[[int, int, float], None] | None = None,
     ) -> None:
         self._encode = encode_fn
         self._score_ids = score_ids_fn
         self._budget = token_budget
         self._max_wait = max_wait_ms / 1000.0
+        self._max_pending = max_pending
         self._on_batch = on_batch
+        self._items_per_second = 0.0  # moving average over forward passes, for Retry-After
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._pool: list[tuple[int, int, _Seq]] = []  # (length, order, seq), sorted
         self._order = itertools.count()
@@ -129,6 +147,13 @@ class Batcher:
         """Rewards for `items`, in order, computed in batches shared with other requests."""
         if self._thread is None:
             raise RuntimeError("Batcher.start() was not called")
+        pending = self._pending_items
+        # A request alone is always admitted (the server keeps max_items <= max_pending), so a
+        # limit below one request's size cannot refuse everything.
+        if self._max_pending is not None and pending and pending + len(items) > self._max_pending:
+            rate = self._items_per_second
+            raise Overloaded(pending, self._max_pending,
+                             retry_after=min(60, max(1, math.ceil(pending / rate))) if rate > 0 else 1)
         loop = asyncio.get_running_loop()
         job = _Job(items=items, future=loop.create_future(), loop=loop)
         self._add_pending(len(items))
@@ -251,6 +276,9 @@ class Batcher:
             self._drop_dead()  # their other sequences are dead now
             return
         seconds = time.perf_counter() - start
+        if seconds > 0:
+            rate = len(batch) / seconds
+            self._items_per_second = rate if not self._items_per_second else 0.8 * self._items_per_second + 0.2 * rate
         self._add_pending(-len(batch))
         for seq, reward in zip(batch, rewards):
             seq.job.rewards[seq.index] = float(reward)

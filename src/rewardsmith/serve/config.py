@@ -16,6 +16,10 @@ class ServeConfig:
                       Within that, tokens beyond the manifest's max_length are truncated by the
                       manifest's policy (prompt cut on truncation_side, response kept).
     max_body_bytes:   request body size.
+    max_pending:      items in flight (queued or being scored) at most; a request that would go past
+                      it gets 503 with Retry-After at once. Bounds the server's memory under a
+                      flood: 4 full requests of max_items; more than the worker can score within
+                      request_timeout would time out anyway.
     request_timeout:  seconds a request may wait for its scores before a 503.
     max_wait_ms:      how long an idle worker waits for concurrent requests before scoring.
     token_budget, precision, compile: passed to the Scorer (compile: torch.compile the forward
@@ -28,6 +32,7 @@ class ServeConfig:
     max_items: int = 256
     max_chars: int = 64_000
     max_body_bytes: int = 16 * 1024 * 1024
+    max_pending: int = 1024
     request_timeout: float = 120.0
     max_wait_ms: float = 5.0
     token_budget: int | None = None  # None: the Scorer's per-device default (2048 on CPU)
@@ -38,9 +43,13 @@ class ServeConfig:
         """Returns self; raises RewardsmithError listing every bad setting at once."""
         problems = []
         for name, flag in [("max_items", "--max-items"), ("max_chars", "--max-chars"),
-                           ("max_body_bytes", "--max-body-bytes"), ("token_budget", "--token-budget")]:
+                           ("max_body_bytes", "--max-body-bytes"), ("max_pending", "--max-pending"),
+                           ("token_budget", "--token-budget")]:
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 problems.append(f"{flag} {getattr(self, name)} must be at least 1")
+        if 1 <= self.max_pending < self.max_items:
+            problems.append(f"--max-pending {self.max_pending} is below --max-items {self.max_items}: a full request "
+                            "would wait behind any other; raise --max-pending or lower --max-items")
         if not self.request_timeout > 0:
             problems.append(f"--request-timeout {self.request_timeout} must be more than 0 seconds")
         if self.max_wait_ms < 0:

@@ -9,9 +9,10 @@ turn; `prompt` is the one-turn shorthand `[{"role": "user", "content": prompt}]`
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rewardsmith.data.record import Message
 
@@ -20,9 +21,29 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _whole_characters(value: str) -> str:
+    # JSON may escape half of a UTF-16 pair ("\ud800") on its own; Python keeps it, the tokenizer
+    # cannot encode it (it raised a TypeError: a 500 before this check).
+    if m := _SURROGATE.search(value):
+        raise ValueError(f"contains an unpaired UTF-16 surrogate {m[0]!r} at character {m.start()}; send "
+                         "characters outside the Basic Multilingual Plane whole (UTF-8, or a \\uD83D\\uDE00 pair)")
+    return value
+
+
+# Every text field: a str with no unpaired surrogate.
+Text = Annotated[str, AfterValidator(_whole_characters)]
+# The schema says what the validators check, so clients (and the schema fuzzer) know a blank
+# response is refused; the validator gives the message.
+_NON_BLANK = {"pattern": r"\S"}
+NonBlank = Annotated[Text, Field(json_schema_extra=_NON_BLANK)]
+
+
 class ChatMessage(_Strict):
     role: Literal["system", "user", "assistant"]
-    content: str
+    content: Text
 
 
 class _Conversation(_Strict):
@@ -31,7 +52,7 @@ class _Conversation(_Strict):
     messages: list[ChatMessage] | None = Field(
         default=None, min_length=1, description="The conversation so far, ending with a user turn."
     )
-    prompt: str | None = Field(default=None, min_length=1, description="Shorthand for one user turn.")
+    prompt: Text | None = Field(default=None, min_length=1, description="Shorthand for one user turn.")
 
     @model_validator(mode="after")
     def _one_of(self):
@@ -43,6 +64,14 @@ class _Conversation(_Strict):
                 "the response to score goes in its own field"
             )
         return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema, handler):
+        # "Exactly one of messages / prompt" in the OpenAPI schema too (null counts as absent).
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        schema["oneOf"] = [{"required": ["messages"], "properties": {"messages": {"type": "array"}}},
+                           {"required": ["prompt"], "properties": {"prompt": {"type": "string"}}}]
+        return schema
 
     def conversation(self) -> list[Message]:
         if self.messages is None:
@@ -60,7 +89,7 @@ def _non_blank(value: str, what: str = "response") -> str:
 
 
 class ScoreItem(_Conversation):
-    response: str = Field(description="The assistant response to score.")
+    response: NonBlank = Field(description="The assistant response to score.")
 
     _check_response = field_validator("response")(_non_blank)
 
@@ -87,8 +116,8 @@ class ScoreResponse(BaseModel):
 
 
 class CompareRequest(_Conversation):
-    a: str = Field(description="The first response.")
-    b: str = Field(description="The second response.")
+    a: NonBlank = Field(description="The first response.")
+    b: NonBlank = Field(description="The second response.")
 
     _check_a = field_validator("a")(lambda v: _non_blank(v, "response `a`"))
     _check_b = field_validator("b")(lambda v: _non_blank(v, "response `b`"))
@@ -108,7 +137,7 @@ class CompareResponse(BaseModel):
 
 
 class BestOfNRequest(_Conversation):
-    responses: list[str] = Field(min_length=1, description="Candidate responses to rank.")
+    responses: list[NonBlank] = Field(min_length=1, description="Candidate responses to rank.")
 
     @field_validator("responses")
     @classmethod
@@ -144,8 +173,8 @@ class GetRewardRequest(_Strict):
     (possibly with pad / eos tokens around it); `prompts[i]` is the prompt part of `query[i]`.
     """
 
-    query: list[str] = Field(min_length=1, description="prompt + response, one string each.")
-    prompts: list[str] | None = Field(default=None, description="The prompt part of each query (optional).")
+    query: list[Text] = Field(min_length=1, description="prompt + response, one string each.")
+    prompts: list[Text] | None = Field(default=None, description="The prompt part of each query (optional).")
     labels: list[Any] | None = Field(default=None, description="Accepted for compatibility and ignored.")
 
     @model_validator(mode="after")

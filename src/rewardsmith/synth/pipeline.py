@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from rewardsmith.errors import RewardsmithError
+from rewardsmith.errors import RewardsmithError, is_disk_full
 from rewardsmith.judge.cache import Cache, Client
 
 STAGES = ("instructions", "responses", "pairs", "judge")
@@ -107,16 +108,34 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def _write_jsonl(path: Path, rows: Iterable[dict]) -> int:
-    tmp = path.with_name(path.name + ".tmp")
     n = 0
-    with tmp.open("w", encoding="utf-8") as f:
+
+    def lines():
+        nonlocal n
         for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
             n += 1
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
+            yield json.dumps(row, ensure_ascii=False) + "\n"
+
+    _write_whole(path, lines())
     return n
+
+
+def _write_whole(path: Path, chunks: Iterable[str]) -> None:
+    """Write `path` through a temporary file renamed into place: readers (and a rerun) see the old
+    file or the whole new one, never a part; a failed write removes the temporary file."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            for chunk in chunks:
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:  # a failed write() names no file: name it
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
+    os.replace(tmp, path)
 
 
 def _read_jsonl(path: Path, stage: str) -> list[dict]:
@@ -147,7 +166,23 @@ class _Clients:
 
 
 def run(config: SynthConfig, stages: Sequence[str] = STAGES) -> dict[str, Any]:
-    """Run `stages` in order; each reads the previous stage's file from `config.out`. Returns the report."""
+    """Run `stages` in order; each reads the previous stage's file from `config.out`. Returns the report.
+    Raises RewardsmithError when the disk fills up: finished files and cached requests stay, and the
+    rerun sends only the requests not cached."""
+    try:
+        return _run(config, stages)
+    except (OSError, sqlite3.Error) as e:
+        if not is_disk_full(e):
+            raise
+        cache = config.cache or Path(config.out) / "cache.sqlite"
+        where, why = (e.filename or config.out, e.strerror) if isinstance(e, OSError) else (cache, str(e))
+        raise RewardsmithError(
+            f"{where}: no space left on the device ({why}); the stage files already in {config.out} are whole and "
+            f"every finished request is kept in {cache}. Free space and rerun the same command: requests "
+            "already answered come from the cache") from None
+
+
+def _run(config: SynthConfig, stages: Sequence[str]) -> dict[str, Any]:
     from rewardsmith.synth import instructions as ins_mod
     from rewardsmith.synth import judging, pairing, responses as resp_mod
 
@@ -157,74 +192,79 @@ def run(config: SynthConfig, stages: Sequence[str] = STAGES) -> dict[str, Any]:
     report_path = out / "report.json"
     report: dict[str, Any] = json.loads(report_path.read_text()) if report_path.is_file() else {}
     clients = _Clients(config)
-    start = time.perf_counter()
+    try:
+        start = time.perf_counter()
 
-    if "instructions" in stages:
-        given = ins_mod.seed_instructions(config.languages) if config.seeds else []
-        given += ins_mod.load_instructions(config.instructions, config.languages)
-        new, synth_report = [], None
-        if config.synthesize:  # examples come from every given instruction, not only the kept ones
-            spec = config.instruction_model or config.generators[0]
-            new, synth_report = ins_mod.synthesize(clients.get(spec), given, config.synthesize, config.languages)
-        kept, duplicates = ins_mod.dedupe(given + new)  # a synthesised copy of any given one is dropped
-        if config.limit_per_language is not None:  # the limit picks among the given; synthesised ones add to it
-            taken: dict[str, int] = {}
-            limited = set()
-            for it in given:
-                if taken.get(it.language, 0) < config.limit_per_language:
-                    taken[it.language] = taken.get(it.language, 0) + 1
-                    limited.add(it.id)
-            kept = [it for it in kept if it.id in limited or it.source.startswith("synth:")]
-        items = kept
-        _write_jsonl(out / "instructions.jsonl", (i.to_dict() for i in items))
-        report["instructions"] = {
-            "given": len(given), "synthesis": asdict(synth_report) if synth_report else None,
-            "duplicates_dropped": duplicates, "kept": len(items),
-            "by_language": {lang: sum(i.language == lang for i in items) for lang in config.languages},
-        }
+        if "instructions" in stages:
+            given = ins_mod.seed_instructions(config.languages) if config.seeds else []
+            given += ins_mod.load_instructions(config.instructions, config.languages)
+            new, synth_report = [], None
+            if config.synthesize:  # examples come from every given instruction, not only the kept ones
+                spec = config.instruction_model or config.generators[0]
+                new, synth_report = ins_mod.synthesize(clients.get(spec), given, config.synthesize, config.languages)
+            kept, duplicates = ins_mod.dedupe(given + new)  # a synthesised copy of any given one is dropped
+            if config.limit_per_language is not None:  # the limit picks among the given; synthesised ones add to it
+                taken: dict[str, int] = {}
+                limited = set()
+                for it in given:
+                    if taken.get(it.language, 0) < config.limit_per_language:
+                        taken[it.language] = taken.get(it.language, 0) + 1
+                        limited.add(it.id)
+                kept = [it for it in kept if it.id in limited or it.source.startswith("synth:")]
+            items = kept
+            _write_jsonl(out / "instructions.jsonl", (i.to_dict() for i in items))
+            report["instructions"] = {
+                "given": len(given), "synthesis": asdict(synth_report) if synth_report else None,
+                "duplicates_dropped": duplicates, "kept": len(items),
+                "by_language": {lang: sum(i.language == lang for i in items) for lang in config.languages},
+            }
 
-    if "responses" in stages:
-        items = [ins_mod.Instruction(**r) for r in _read_jsonl(out / "instructions.jsonl", "instructions")]
-        sampling = resp_mod.Sampling(config.n_responses, config.temperature, config.top_p, config.max_new_tokens)
-        responses, r_report = resp_mod.generate([clients.get(g) for g in config.generators], items, sampling)
-        _write_jsonl(out / "responses.jsonl", (r.to_dict() for r in responses))
-        report["responses"] = asdict(r_report)
+        if "responses" in stages:
+            items = [ins_mod.Instruction(**r) for r in _read_jsonl(out / "instructions.jsonl", "instructions")]
+            sampling = resp_mod.Sampling(config.n_responses, config.temperature, config.top_p, config.max_new_tokens)
+            responses, r_report = resp_mod.generate([clients.get(g) for g in config.generators], items, sampling)
+            _write_jsonl(out / "responses.jsonl", (r.to_dict() for r in responses))
+            report["responses"] = asdict(r_report)
 
-    if "pairs" in stages:
-        responses = [resp_mod.Response(**r) for r in _read_jsonl(out / "responses.jsonl", "responses")]
-        candidates, identical = pairing.make_candidates(responses, config.max_pairs_per_instruction)
-        _write_jsonl(out / "candidates.jsonl", (c.to_dict() for c in candidates))
-        report["pairs"] = {"candidates": len(candidates), "identical_responses_dropped": identical}
+        if "pairs" in stages:
+            responses = [resp_mod.Response(**r) for r in _read_jsonl(out / "responses.jsonl", "responses")]
+            candidates, identical = pairing.make_candidates(responses, config.max_pairs_per_instruction)
+            _write_jsonl(out / "candidates.jsonl", (c.to_dict() for c in candidates))
+            report["pairs"] = {"candidates": len(candidates), "identical_responses_dropped": identical}
 
-    if "judge" in stages:
-        from rewardsmith.judge.core import summarize
+        if "judge" in stages:
+            from rewardsmith.judge.core import summarize
 
-        items = {r["id"]: ins_mod.Instruction(**r) for r in _read_jsonl(out / "instructions.jsonl", "instructions")}
-        responses = {r["id"]: resp_mod.Response(**r) for r in _read_jsonl(out / "responses.jsonl", "responses")}
-        candidates = [pairing.Candidate(r["id"], r["instruction_id"], tuple(r["response_ids"]))
-                      for r in _read_jsonl(out / "candidates.jsonl", "pairs")]
-        judge = clients.get(config.judge)
-        pairs, verdicts = judging.judge_candidates(judge, candidates, items, responses, keep_ties=config.keep_ties,
-                                                   max_tokens=config.judge_max_tokens)
-        _write_jsonl(out / "verdicts.jsonl", (v.to_dict() for v in verdicts))
-        _write_jsonl(out / "pairs.jsonl", (p.to_dict() for p in pairs))
-        s = summarize(verdicts)
-        report["judge"] = {
-            "judge": judge.model_id, "mode": judge.mode, "judged": len(verdicts), "pairs_written": len(pairs),
-            "decided": s.agree + s.disagree, "ties": s.ties, "order_flips": s.flips, "explicit_ties": s.explicit_ties,
-            "flip_ties": s.flip_ties, "failures": s.failures, "failure_reasons": s.failure_reasons, "flip_rate": s.flip_rate,
-            "first_position_rate": s.first_position_rate, "first_position_prob": s.first_position_prob,
-            "ties_kept": config.keep_ties,
-        }
-        if config.human_pairs:
-            report["judge"]["human_agreement"] = judge_human_pairs(judge, config.human_pairs, config.human_limit,
-                                                                   config.judge_max_tokens, out / "human_verdicts.jsonl")
+            items = {r["id"]: ins_mod.Instruction(**r) for r in _read_jsonl(out / "instructions.jsonl", "instructions")}
+            responses = {r["id"]: resp_mod.Response(**r) for r in _read_jsonl(out / "responses.jsonl", "responses")}
+            candidates = [pairing.Candidate(r["id"], r["instruction_id"], tuple(r["response_ids"]))
+                          for r in _read_jsonl(out / "candidates.jsonl", "pairs")]
+            judge = clients.get(config.judge)
+            pairs, verdicts = judging.judge_candidates(judge, candidates, items, responses, keep_ties=config.keep_ties,
+                                                       max_tokens=config.judge_max_tokens)
+            _write_jsonl(out / "verdicts.jsonl", (v.to_dict() for v in verdicts))
+            _write_jsonl(out / "pairs.jsonl", (p.to_dict() for p in pairs))
+            s = summarize(verdicts)
+            report["judge"] = {
+                "judge": judge.model_id, "mode": judge.mode, "judged": len(verdicts), "pairs_written": len(pairs),
+                "decided": s.agree + s.disagree, "ties": s.ties, "order_flips": s.flips,
+                "explicit_ties": s.explicit_ties, "flip_ties": s.flip_ties, "failures": s.failures,
+                "failure_reasons": s.failure_reasons, "flip_rate": s.flip_rate,
+                "first_position_rate": s.first_position_rate, "first_position_prob": s.first_position_prob,
+                "ties_kept": config.keep_ties,
+            }
+            if config.human_pairs:
+                report["judge"]["human_agreement"] = judge_human_pairs(
+                    judge, config.human_pairs, config.human_limit, config.judge_max_tokens,
+                    out / "human_verdicts.jsonl")
 
-    report["requests"] = clients.counters()  # this invocation only: a resumed run shows what it re-sent
-    report["seconds"] = round(time.perf_counter() - start, 3)
-    report_path.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
-    clients.cache.close()
-    return report
+        report["requests"] = clients.counters()  # this invocation only: a resumed run shows what it re-sent
+        report["seconds"] = round(time.perf_counter() - start, 3)
+        # Whole or not at all: a torn report.json would stop the rerun that reads it.
+        _write_whole(report_path, [json.dumps(report, ensure_ascii=False, indent=2) + "\n"])
+        return report
+    finally:
+        clients.cache.close()  # also after a failure: an open write would lock the rerun out
 
 
 def judge_human_pairs(judge: Client, source: str, limit: int | None, max_tokens: int,

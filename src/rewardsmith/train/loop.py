@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import logging
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from rewardsmith.errors import RewardsmithError
+from rewardsmith.errors import RewardsmithError, is_disk_full
 from rewardsmith.models.loading import is_causal_decoder
 from rewardsmith.train.config import TrainConfig
 from rewardsmith.train import is_main_process
@@ -60,9 +61,24 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     """Train one reward model as `config` says; returns the final validation metrics.
 
     resume=True continues from the newest checkpoint in `config.output_dir/checkpoints` and ends
-    with the same weights as an uninterrupted run. Raises RewardsmithError for user problems
-    (no data left, a resume with a different config, ...).
+    with the same weights as an uninterrupted run -- also after a kill at any point, a checkpoint
+    write included (tests/train/test_faults.py). Raises RewardsmithError for user problems (no data
+    left, a resume with a different config, a full disk, ...).
     """
+    try:
+        return _train(config, resume=resume, progress=progress)
+    except OSError as e:
+        if not is_disk_full(e):
+            raise
+        out = Path(config.output_dir)
+        ckpt = latest_checkpoint(out)
+        kept = f"the last complete checkpoint, {ckpt}, is intact" if ckpt else "no checkpoint was complete yet"
+        raise RewardsmithError(
+            f"{e.filename or out}: no space left on the device while training into {out} ({e.strerror}); {kept}. "
+            "Free space (or set output_dir on a larger disk) and rerun with --resume") from None
+
+
+def _train(config: TrainConfig, *, resume: bool, progress: bool) -> TrainResult:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -131,8 +147,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             accelerator.load_state(str(ckpt))
             step = json.loads((ckpt / STATE_FILE).read_text())["step"]
             if main:
-                _truncate_metrics(out / "metrics.jsonl", step)
                 log.info("resumed from %s (step %d of %d)", ckpt, step, total_steps)
+    if main:  # rows past the checkpoint (all rows of a run killed before its first one) are logged again
+        _truncate_metrics(out / "metrics.jsonl", step)
 
     writer = _Metrics(out, enabled=main)
     if main:
@@ -566,24 +583,60 @@ def latest_checkpoint(out: Path) -> Path | None:
 
 
 def _save_checkpoint(accelerator, out: Path, step: int, keep: int) -> None:
-    """Write `checkpoints/step-N` atomically: into a temporary folder, renamed when complete."""
+    """Write `checkpoints/step-N` atomically: into a temporary folder, flushed to the disk, then
+    renamed. A kill (or power loss) at any moment leaves the previous checkpoints whole and at
+    most a `tmp-step-N` that nothing reads; a full disk removes the partial folder and raises."""
     root = out / CHECKPOINTS
     tmp = root / f"tmp-step-{step}"
     if accelerator.is_main_process and tmp.exists():
         shutil.rmtree(tmp)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))  # model, optimizer, scheduler, RNG of every process
-    accelerator.wait_for_everyone()
+    try:
+        with _full_disk_as_oserror(tmp):
+            accelerator.save_state(str(tmp))  # model, optimizer, scheduler, RNG of every process
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            (tmp / STATE_FILE).write_text(json.dumps({"step": step}) + "\n")
+            _fsync_tree(tmp)  # the rename must not reach the disk before the files do
+    except OSError:
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)  # frees what the partial checkpoint took
+        raise
     if accelerator.is_main_process:
-        (tmp / STATE_FILE).write_text(json.dumps({"step": step}) + "\n")
         final = root / f"step-{step}"
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
+        _fsync_tree(root, files=False)
         done = sorted((p for p in root.glob("step-*") if p.name[5:].isdigit()), key=lambda p: int(p.name[5:]))
         for old in done[:-keep]:
             shutil.rmtree(old)
     accelerator.wait_for_everyone()
+
+
+@contextlib.contextmanager
+def _full_disk_as_oserror(folder: Path):
+    """safetensors and torch.save report a full disk with their own exception types (see
+    errors.is_disk_full); raise it as OSError(ENOSPC) naming `folder`, like any other write."""
+    try:
+        yield
+    except OSError:
+        raise
+    except Exception as e:
+        if not is_disk_full(e, folder.parent if not folder.exists() else folder):
+            raise
+        raise OSError(errno.ENOSPC, f"No space left on device ({type(e).__name__}: {str(e)[:120]})",
+                      str(folder)) from e
+
+
+def _fsync_tree(folder: Path, files: bool = True) -> None:
+    """fsync the files in `folder` (if `files`) and the folder itself (its entries: a rename)."""
+    for path in [*(p for p in folder.iterdir() if p.is_file()), folder] if files else [folder]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _check_resume(out: Path, config: TrainConfig, resume: bool, write: bool) -> None:
@@ -614,17 +667,31 @@ def _save_final(model, tokenizer, manifest, out: Path, config: TrainConfig, scor
     held-out pairs); with LoRA also `adapter/` (LoRA weights and the fully trained score head)."""
     from rewardsmith.models import RewardModel, save_reward_model
 
-    if config.lora:
-        model.save_pretrained(out / "adapter")
-        model = model.merge_and_unload()  # the merged export needs no peft to load
-    save_reward_model(RewardModel(model, tokenizer, manifest), out, score_stats=score_stats)
+    with _full_disk_as_oserror(out):
+        if config.lora:
+            model.save_pretrained(out / "adapter")
+            model = model.merge_and_unload()  # the merged export needs no peft to load
+        save_reward_model(RewardModel(model, tokenizer, manifest), out, score_stats=score_stats)
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop rows logged after the checkpoint we resume from; they will be logged again."""
-    if path.is_file():
-        rows = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
-        path.write_text("".join(r + "\n" for r in rows))
+    """Drop rows logged after the checkpoint we resume from; they will be logged again. A row cut
+    short by a kill or a full disk (only the last can be) is dropped too. Rewritten by rename, so
+    a kill here loses nothing."""
+    if not path.is_file():
+        return
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            log.warning("%s: dropped a row cut short by an interrupted write: %.60r", path, line)
+            continue
+        if row["step"] <= step:
+            rows.append(line)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(r + "\n" for r in rows), encoding="utf-8")
+    tmp.replace(path)
 
 
 class _Metrics:

@@ -2,8 +2,11 @@
 
 Bounded concurrency (a thread pool of `concurrency` workers), a per-request timeout, and the
 client's own limited retries (`max_retries`, exponential back-off on 429/5xx/connection errors).
-A request still failing after that becomes a `RequestFailure`, counted by the caller; nothing
-here retries forever. `max_tokens` is sent as such (llama.cpp, vLLM and Ollama read it).
+A 200 whose body is no chat completion (empty, not JSON, cut short, not UTF-8: a proxy or a
+crashed server) is retried the same bounded number of times with the same back-off. A request
+still failing after that becomes a `RequestFailure`, counted by the caller and not cached, so the
+next run sends it again; nothing here retries forever. `max_tokens` is sent as such (llama.cpp,
+vLLM and Ollama read it).
 The API key comes from $OPENAI_API_KEY; local servers ignore it, so a placeholder is used.
 
 Logprob requests (`Request.choices`; `mode="logprobs"` in the spec, `openai:M@URL?mode=logprobs`)
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -27,6 +31,7 @@ from rewardsmith.errors import RewardsmithError
 from rewardsmith.judge.backends import Completion, Request, RequestFailure, check_mode
 
 TOP_LOGPROBS = 20
+RETRY_DELAY = 0.5  # seconds before the first retry of an unreadable reply, doubled each time (as the client's)
 
 
 def choice_probs(tokens: Sequence[tuple[str, Sequence[tuple[str, float]]]], choices: Sequence[str],
@@ -67,6 +72,7 @@ class OpenAIBackend:
         self.model_id = f"openai:{model}"
         self.mode = check_mode(mode, f"openai:{model}")
         self.concurrency = concurrency
+        self.max_retries = max_retries
         self._client = openai.OpenAI(
             api_key=os.environ.get("OPENAI_API_KEY") or "not-needed-for-local-servers",
             base_url=base_url, timeout=timeout, max_retries=max_retries,
@@ -81,10 +87,22 @@ class OpenAIBackend:
             params["seed"] = request.seed
         if request.choices:
             params.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
-        try:
-            response = self._client.chat.completions.create(**params)
-        except openai.OpenAIError as e:  # after the client's bounded retries
-            return RequestFailure(f"{type(e).__name__}: {str(e)[:300]}")
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                time.sleep(RETRY_DELAY * 2 ** (attempt - 1))
+            try:
+                response = self._client.chat.completions.create(**params)
+            except openai.OpenAIError as e:  # after the client's bounded retries
+                return RequestFailure(f"{type(e).__name__}: {str(e)[:300]}")
+            except ValueError as e:  # JSON or UTF-8 decoding of a 200's body
+                unreadable = f"unreadable reply ({type(e).__name__}: {str(e)[:200]})"
+                continue
+            if hasattr(response, "choices"):
+                break
+            # A body that is not JSON under a non-JSON content type comes back as a str.
+            unreadable = f"reply is not a chat completion: {str(response)[:200]!r}"
+        else:
+            return RequestFailure(f"{unreadable}, {self.max_retries + 1} attempt(s)")
         if not response.choices:
             return RequestFailure("server returned no choices")
         usage = response.usage
