@@ -51,10 +51,10 @@ def test_serve_command_runs_the_server(decoder_rm_dir, tmp_path):
 
 
 def test_bad_settings_fail_before_loading_the_model(capsys):
-    assert main(["serve", "no/such/model", "--max-items", "0", "--request-timeout", "-1"]) == 2
+    assert main(["serve", "no/such/model", "--max-items", "0", "--request-timeout", "-1", "--policy-eos", ""]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: invalid server settings")
-    assert "--max-items 0" in err and "--request-timeout -1" in err
+    assert "--max-items 0" in err and "--request-timeout -1" in err and "--policy-eos is empty" in err
 
 
 def test_missing_model_is_one_clean_error(capsys, tmp_path):

@@ -73,7 +73,11 @@ class RewardFunction:
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **_trl_columns: Any) -> list[float]:
         """One reward per completion, in order. TRL's other arguments (completion_ids, the dataset's
         extra columns, trainer_state, log_extra, log_metric) do not change a score and are ignored."""
-        rewards = self.scorer.score(self.items(prompts, completions))
+        return self.score(self.items(prompts, completions))
+
+    def score(self, items: Sequence[Item]) -> list[float]:
+        """Rewards for (conversation, response) items, normalised when asked."""
+        rewards = self.scorer.score(items)
         if self.scale is not None:
             mean, std = self.scale
             rewards = [(r - mean) / std for r in rewards]
