@@ -198,12 +198,9 @@ def _logged(path: Path) -> dict[int, str]:
     final newline) is removed first, so that prompt is done again rather than appended to."""
     if not path.exists():
         return {}
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with path.open("r+b") as f:
-            f.truncate(data.rfind(b"\n") + 1)
-    from rewardsmith.data.files import iter_jsonl
+    from rewardsmith.data.files import cut_torn_last_line, iter_jsonl
 
+    cut_torn_last_line(path)
     done = {}
     for number, row in iter_jsonl(path):
         if "index" not in row or "prompt" not in row:

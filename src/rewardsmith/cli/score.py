@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rewardsmith.data.files import iter_jsonl
+from rewardsmith.data.files import cut_torn_last_line, iter_jsonl
 from rewardsmith.errors import RewardsmithError
 
 CHUNK = 512  # rows scored (and written) at a time: results reach OUT as the run goes
@@ -127,10 +127,7 @@ def _done_lines(output: Path | None) -> set[int]:
     newline) is removed, so it is scored again rather than appended to."""
     if output is None or not output.exists():
         return set()
-    data = output.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with output.open("r+b") as f:
-            f.truncate(data.rfind(b"\n") + 1)
+    cut_torn_last_line(output)
     done = set()
     for number, row in iter_jsonl(output):
         if "line" not in row:

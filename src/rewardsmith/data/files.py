@@ -173,6 +173,28 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                                    "plain text") from None
 
 
+def cut_torn_last_line(path: Path, block: int = 1 << 16) -> None:
+    """Remove a last line that has no final newline (a write cut short by a kill), so a resuming
+    run redoes that row instead of appending to half of it. Reads only the file's tail."""
+    with path.open("r+b") as f:
+        end = f.seek(0, 2)
+        if end == 0:
+            return
+        f.seek(end - 1)
+        if f.read(1) == b"\n":
+            return
+        at = end
+        while at > 0:  # back to the last newline, a block at a time
+            start = max(0, at - block)
+            f.seek(start)
+            newline = f.read(at - start).rfind(b"\n")
+            if newline >= 0:
+                f.truncate(start + newline + 1)
+                return
+            at = start
+        f.truncate(0)
+
+
 def iter_rows(src: Source, report: DropReport) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield `(where, row)` for every row of one source; malformed rows are dropped into `report`."""
     if src.kind == "hf":
