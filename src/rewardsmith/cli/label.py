@@ -6,8 +6,12 @@ import argparse
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rewardsmith.errors import RewardsmithError
+
+if TYPE_CHECKING:
+    from rewardsmith.synth.responses import Sampling
 
 EPILOG = """\
 input rows (JSON lines, .gz too), one kind or mixed; "prompt" is text or [{"role", "content"}] messages:
@@ -42,37 +46,57 @@ class LabelConfig:
     pairs: str
     min_margin: float
     generator: str | None
-    n: int
-    temperature: float
-    top_p: float
-    max_new_tokens: int
+    sampling: "Sampling"
     concurrency: int
 
     def check(self) -> "LabelConfig":
-        problems = []
+        problems = sampling_problems(self.sampling, self.concurrency)
         if not self.input.is_file():
             problems.append(f"{self.input}: no such file")
         if self.min_margin < 0:
             problems.append(f"--min-margin {self.min_margin}: must be 0 or more (a pair's chosen reward is the higher)")
-        if self.n < 2:
-            problems.append(f"--n {self.n}: best-of-n needs at least 2 responses per prompt")
-        if not 0 <= self.temperature:
-            problems.append(f"--temperature {self.temperature}: must be 0 or more")
-        if not 0 < self.top_p <= 1:
-            problems.append(f"--top-p {self.top_p}: must be in (0, 1]")
-        if self.max_new_tokens < 1 or self.concurrency < 1:
-            problems.append("--max-new-tokens and --concurrency must be at least 1")
         if problems:
             raise RewardsmithError("label: " + "; ".join(problems))
         return self
 
 
-def register(subparsers) -> None:
-    from rewardsmith.cli.score import _common
-    from rewardsmith.label import PAIR_MODES
+def add_sampling_options(p: argparse.ArgumentParser) -> None:
+    """How a generator samples n responses per prompt (label, best-of-n-eval)."""
     from rewardsmith.synth.responses import Sampling
 
     d = Sampling()
+    p.add_argument("--n", type=int, default=4, help="responses sampled per prompt (default 4)")
+    p.add_argument("--temperature", type=float, default=d.temperature, help=f"sampling temperature (default {d.temperature})")
+    p.add_argument("--top-p", type=float, default=d.top_p, help=f"nucleus sampling (default {d.top_p})")
+    p.add_argument("--max-new-tokens", type=int, default=d.max_tokens,
+                   help=f"response length limit in tokens (default {d.max_tokens})")
+    p.add_argument("--concurrency", type=int, default=4, help="parallel requests to a server (default 4)")
+
+
+def sampling_from(args: argparse.Namespace) -> "Sampling":
+    from rewardsmith.synth.responses import Sampling
+
+    return Sampling(n=args.n, temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_new_tokens)
+
+
+def sampling_problems(sampling: "Sampling", concurrency: int) -> list[str]:
+    problems = []
+    if sampling.n < 2:
+        problems.append(f"--n {sampling.n}: best-of-n needs at least 2 responses per prompt")
+    if not sampling.temperature > 0:
+        problems.append(f"--temperature {sampling.temperature}: n samples at temperature 0 are one answer n times; "
+                        "use more than 0")
+    if not 0 < sampling.top_p <= 1:
+        problems.append(f"--top-p {sampling.top_p}: must be in (0, 1]")
+    if sampling.max_tokens < 1 or concurrency < 1:
+        problems.append("--max-new-tokens and --concurrency must be at least 1")
+    return problems
+
+
+def register(subparsers) -> None:
+    from rewardsmith.cli.score import _common
+    from rewardsmith.label import PAIR_MODES
+
     p = subparsers.add_parser(
         "label", help="label a dataset with a reward model: best-of-n SFT set, DPO pairs, report",
         description="Score several responses per prompt with a reward model (or sample them from a generator "
@@ -89,12 +113,7 @@ def register(subparsers) -> None:
                         "(default 0: any difference)")
     p.add_argument("--generator", help="backend spec that samples responses for prompt-only rows: "
                                        "openai:MODEL@URL or local:NAME (see `rewardsmith synth --help`)")
-    p.add_argument("--n", type=int, default=4, help="responses sampled per prompt with --generator (default 4)")
-    p.add_argument("--temperature", type=float, default=d.temperature, help=f"sampling temperature (default {d.temperature})")
-    p.add_argument("--top-p", type=float, default=d.top_p, help=f"nucleus sampling (default {d.top_p})")
-    p.add_argument("--max-new-tokens", type=int, default=d.max_tokens,
-                   help=f"response length limit in tokens (default {d.max_tokens})")
-    p.add_argument("--concurrency", type=int, default=4, help="parallel requests to a server (default 4)")
+    add_sampling_options(p)
     _common(p)
     p.set_defaults(func=_run)
 
@@ -103,11 +122,9 @@ def _run(args) -> int:
     from rewardsmith.cli.score import _scorer
     from rewardsmith.data.files import iter_jsonl
     from rewardsmith.label import label
-    from rewardsmith.synth.responses import Sampling
 
     config = LabelConfig(model=args.model, input=args.file, out=args.out, pairs=args.pairs,
-                         min_margin=args.min_margin, generator=args.generator, n=args.n,
-                         temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
+                         min_margin=args.min_margin, generator=args.generator, sampling=sampling_from(args),
                          concurrency=args.concurrency).check()
     client = sampling = None
     if config.generator:
@@ -115,8 +132,7 @@ def _run(args) -> int:
 
         config.out.mkdir(parents=True, exist_ok=True)
         client = make_client(config.generator, cache=config.out / "cache.sqlite", concurrency=config.concurrency)
-        sampling = Sampling(n=config.n, temperature=config.temperature, top_p=config.top_p,
-                            max_tokens=config.max_new_tokens)
+        sampling = config.sampling
     scorer = _scorer(args)
     # What the rewards in OUT depend on: a resumed run must match it (see rewardsmith.label).
     run = {"model": config.model, "precision": str(scorer.dtype).removeprefix("torch."),
