@@ -3,7 +3,9 @@
 `tiny_encoder(dir)` -> a 2-layer BERT reward model with a [CLS]/[SEP]/[PAD] tokenizer (the Korean
 card's shape). `tiny_decoder(dir)` -> a 2-layer Llama reward model whose tokenizer has NO pad
 token and a ChatML chat template (the Japanese card's family, with the pad == eos trap).
-Both save an ordinary Hugging Face folder and return its path.
+`tiny_policy(dir)` -> a 2-layer Llama causal LM for RLHF trainer tests.
+`tiny_decoder_pad_is_eos(dir)` -> a Llama-3-style foreign reward model whose turns end in eos and
+whose tokenizer pads with it. Each saves an ordinary Hugging Face folder and returns its path.
 """
 
 from __future__ import annotations
