@@ -1,6 +1,8 @@
 """Label a dataset with a reward model: best-of-n SFT rows, chosen/rejected DPO pairs, and a report.
 
-Input rows (JSON lines, read as a stream, so a file larger than memory works):
+Input rows (JSON lines, read as a stream, so a file larger than memory works: what is held grows
+with the number of prompts -- a 16-character fingerprint each, and one float per response for the
+report's distributions -- not with their text):
     {"prompt": .., "responses": [..]}                  a prompt and its candidate responses
     {"prompt": .., "response": ..}  (or "completion")  one candidate per row; consecutive rows with
                                                        the same prompt form one group
@@ -128,8 +130,9 @@ def label(rows: Iterable[tuple[int, dict]], scorer: "Scorer", out: Path, *, sour
           pairs: str = "best-worst", min_margin: float = 0.0, generator: "Client | None" = None,
           sampling: "Sampling | None" = None, progress: bool = False) -> dict[str, Any]:
     """Score every group of `rows` into `out` (resuming an earlier run there) and write the SFT and
-    DPO files and the report; returns the report. `run` identifies the run (input, model,
-    generator, ...): a folder made by a different run is refused rather than mixed."""
+    DPO files and the report; returns the report. `run` names what the rewards depend on (model,
+    precision, generator and sampling): a folder made with other settings, or from another input
+    (its prompts' fingerprints differ), is refused rather than mixed."""
     if pairs not in PAIR_MODES:
         raise RewardsmithError(f"pairs={pairs!r}: use one of {', '.join(PAIR_MODES)}")
     if (generator is None) != (sampling is None):
