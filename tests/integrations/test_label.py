@@ -95,23 +95,31 @@ def test_same_scores_as_rewardsmith_score(decoder_rm, tmp_path):
     assert labelled == pytest.approx(scored, abs=1e-6)
 
 
-def test_resumes_after_sigkill_without_scoring_twice(encoder_rm, tmp_path):
+def test_resumes_after_sigkill_without_scoring_twice(encoder_rm, tmp_path, monkeypatch):
+    import rewardsmith.label
+
     rows = [{"id": i, "prompt": f"{PROMPTS[i % 4]} ({i})", "responses": ANSWERS[i % 3: i % 3 + 3]} for i in range(12)]
     source = write_jsonl(tmp_path / "in.jsonl", rows)
     out, counts = tmp_path / "out", tmp_path / "counts.txt"
-    command = [sys.executable, str(HERE / "label_killed.py"), str(counts)]
-    args = ["label", str(encoder_rm), str(source), "--out", str(out), "--precision", "fp32"]
-    # Chunks of >= 8 responses: 3 prompts (9 responses) each, 4 scoring calls in all; killed at the 3rd.
-    killed = subprocess.run([*command, "3", "8", *args], capture_output=True, text=True)
+    # Chunks of >= 8 responses: 3 prompts (9 responses) each, 4 scoring calls in all; a real
+    # SIGKILL at the start of the 3rd, in a process of its own.
+    killed = subprocess.run([sys.executable, str(HERE / "label_killed.py"), str(counts), "3", "8", "label",
+                             str(encoder_rm), str(source), "--out", str(out), "--precision", "fp32"],
+                            capture_output=True, text=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert len(read_jsonl(out / "scores.jsonl")) == 6 and counts.read_text().split() == ["9", "9"]
     with (out / "scores.jsonl").open("a") as f:
         f.write('{"index": 6, "where": "cut short by the ki')  # a line torn by a kill mid-write
-    resumed = subprocess.run([*command, "0", "8", *args], capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
-    assert sum(map(int, counts.read_text().split())) == 36  # every response scored exactly once
+
+    scored = []  # the resumed run, in this process, with its scoring calls counted the same way
+    monkeypatch.setattr(rewardsmith.label, "CHUNK", 8)
+    score = Scorer.score
+    monkeypatch.setattr(Scorer, "score", lambda self, items: scored.append(len(items)) or score(self, items))
+    assert label(encoder_rm, source, "--out", out) == 0
+    assert sum(map(int, counts.read_text().split())) + sum(scored) == 36  # every response scored exactly once
     report = json.loads((out / "report.json").read_text())
     assert report["responses"] == {"scored": 36, "scored_this_run": 18, "from_earlier_runs": 18}
+    monkeypatch.undo()
 
     assert label(encoder_rm, source, "--out", tmp_path / "straight") == 0  # the same, uninterrupted
     log = read_jsonl(out / "scores.jsonl")
