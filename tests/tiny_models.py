@@ -3,7 +3,9 @@
 `tiny_encoder(dir)` -> a 2-layer BERT reward model with a [CLS]/[SEP]/[PAD] tokenizer (the Korean
 card's shape). `tiny_decoder(dir)` -> a 2-layer Llama reward model whose tokenizer has NO pad
 token and a ChatML chat template (the Japanese card's family, with the pad == eos trap).
-Both save an ordinary Hugging Face folder and return its path.
+`tiny_policy(dir)` -> a 2-layer Llama causal LM for RLHF trainer tests.
+`tiny_decoder_pad_is_eos(dir)` -> a Llama-3-style foreign reward model whose turns end in eos and
+whose tokenizer pads with it. Each saves an ordinary Hugging Face folder and returns its path.
 """
 
 from __future__ import annotations
@@ -103,4 +105,49 @@ def tiny_decoder(out_dir: str | Path, seed: int = 0, arch: str = "llama") -> Pat
     model = (Gemma3TextForSequenceClassification if arch == "gemma3" else LlamaForSequenceClassification)(config)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    return out
+
+
+def tiny_policy(out_dir: str | Path, seed: int = 0) -> Path:
+    """A 2-layer Llama causal LM with the decoder's tokenizer and ChatML template: a random policy
+    for RLHF trainer tests (it samples tokens, so completions are gibberish, which is all they need)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    out = Path(out_dir)
+    tok = _bpe(["<s>", "</s>", "<|im_start|>", "<|im_end|>", "<pad>"])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                        model_max_length=2048)
+    tokenizer.chat_template = CHATML_TEMPLATE
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=tok.get_vocab_size(), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, intermediate_size=128, max_position_embeddings=2048,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+# Llama-3's way: every turn ends with the eos token and nothing after it.
+EOS_TURN_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def tiny_decoder_pad_is_eos(out_dir: str | Path, seed: int = 0) -> Path:
+    """A foreign decoder reward model in the Llama-3 mould, saved without a manifest: its eos
+    (<|im_end|>) closes every turn, the rendered text ends with it, and the tokenizer pads with it."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    out = tiny_decoder(out_dir, seed=seed)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    tokenizer.eos_token = tokenizer.pad_token = "<|im_end|>"
+    tokenizer.chat_template = EOS_TURN_TEMPLATE
+    tokenizer.save_pretrained(out)
+    config = AutoConfig.from_pretrained(out)
+    config.eos_token_id = config.pad_token_id = tokenizer.eos_token_id
+    config.save_pretrained(out)
     return out

@@ -188,3 +188,16 @@ def test_broken_first_line_does_not_decide_the_format(tmp_path):
     r = load_pairs(f)
     assert len(r.pairs) == 1 and r.report.dropped == {"invalid JSON": 1}
     assert r.report.examples["invalid JSON"][0].startswith(f"{f}:1")
+
+
+@pytest.mark.parametrize("content, kept", [
+    (b"", b""), (b'{"a": 1}\n', b'{"a": 1}\n'), (b'{"a": 1}\n{"b": 2', b'{"a": 1}\n'), (b'{"b": 2', b""),
+    (b"x\n" * 10 + b"y" * 11, b"x\n" * 10),
+])
+def test_cut_torn_last_line_reads_back_from_the_end(tmp_path, content, kept):
+    from rewardsmith.data.files import cut_torn_last_line
+
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(content)
+    cut_torn_last_line(path, block=3)  # blocks smaller than the torn line: the backward scan is exercised
+    assert path.read_bytes() == kept

@@ -61,10 +61,10 @@ def test_serve_command_runs_the_server_and_drains_on_sigterm(decoder_rm_dir, tmp
 
 
 def test_bad_settings_fail_before_loading_the_model(capsys):
-    assert main(["serve", "no/such/model", "--max-items", "0", "--request-timeout", "-1"]) == 2
+    assert main(["serve", "no/such/model", "--max-items", "0", "--request-timeout", "-1", "--policy-eos", ""]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: invalid server settings")
-    assert "--max-items 0" in err and "--request-timeout -1" in err
+    assert "--max-items 0" in err and "--request-timeout -1" in err and "--policy-eos is empty" in err
     assert main(["serve", "no/such/model", "--max-pending", "10"]) == 2
     assert "--max-pending 10 is below --max-items 256" in capsys.readouterr().err
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+from rewardsmith.data.files import cut_torn_last_line, iter_jsonl
 from rewardsmith.errors import RewardsmithError, is_disk_full
 
 CHUNK = 512  # rows scored (and written) at a time: results reach OUT as the run goes
@@ -100,48 +100,11 @@ def _scorer(args):
                   compile=getattr(args, "compile", False))
 
 
-def _read_rows(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for every non-blank line, streamed: gunzipped when the name ends in
-    .gz, a UTF-8 byte-order mark (Windows editors write one) skipped. Lines are decoded one by one,
-    so a line that is not UTF-8 is named by its number."""
-    try:
-        f = gzip.open(path, "rb") if path.suffix.lower() == ".gz" else path.open("rb")
-    except OSError as e:
-        raise RewardsmithError(f"{path}: cannot read ({e.strerror})") from None
-    number = 0
-    with f:
-        try:
-            for number, raw in enumerate(f, 1):
-                try:
-                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-                except UnicodeDecodeError as e:
-                    from rewardsmith.data.files import guess_encoding
-
-                    encoding = guess_encoding(raw)
-                    raise RewardsmithError(
-                        f"{path}:{number}: not UTF-8 text (bytes {raw[e.start:e.start + 4]!r}); the encoding looks "
-                        f"like {encoding}. Convert it first, e.g. `iconv -f {encoding} -t utf-8 {path.name} > "
-                        "fixed.jsonl`") from None
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise RewardsmithError(f"{path}:{number}: not JSON ({e.msg}); one object per line") from None
-                if not isinstance(row, dict):
-                    raise RewardsmithError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-                yield number, row
-        except (gzip.BadGzipFile, EOFError) as e:
-            after = f" after line {number}" if number else ""
-            raise RewardsmithError(f"{path}: not a valid gzip file ({e}){after}; rename it without .gz if it is "
-                                   "plain text") from None
-
-
 def _items(path: Path, number: int, row: dict) -> list[tuple[list[dict], str]]:
     """The (conversation, response) items a row asks for: two for a pair, one for a response.
     Pairs are read by the data layer's reader for TRL's layouts, so a file that `rewardsmith data`
     reads scores here too; a row it cannot use stops the run, naming the line, field and fix."""
-    from rewardsmith.data.common import BadRow
+    from rewardsmith.data.common import BadRow, response_item
 
     where = f"{path}:{number}"
     try:
@@ -153,27 +116,9 @@ def _items(path: Path, number: int, row: dict) -> list[tuple[list[dict], str]]:
             ctx = RowContext(where=where, index=number, source=path.name, subset=None, language=None)
             pair = next(read_preference(row, ctx, DropReport()))
             return [pair.chosen_conversation(), pair.rejected_conversation()]
-        return [_response_item(row)]
+        return [response_item(row)]
     except BadRow as e:
         raise RewardsmithError(f"{where}: {e.detail or e.reason}; see `rewardsmith score --help`") from None
-
-
-def _response_item(row: dict) -> tuple[list[dict], str]:
-    """(conversation, response) of a response row; raises BadRow naming the field at fault."""
-    from rewardsmith.data.common import BadRow, as_messages, as_text, check_prompt
-
-    field = next((f for f in ("response", "completion") if f in row), None)
-    if field is None:
-        # A chat transcript (TRL's conversational layout): its last assistant turn is the response.
-        conversation = as_messages(row["messages"], "messages") if "messages" in row else None
-        if not conversation or conversation[-1]["role"] != "assistant":
-            raise BadRow("missing field", "no 'response' (or 'completion', or 'chosen' and 'rejected') field, and "
-                                          "no 'messages' that end with an assistant turn")
-        return check_prompt(conversation[:-1], "messages[:-1]"), conversation[-1]["content"]
-    context = "messages" if "messages" in row else "prompt"
-    if context not in row:
-        raise BadRow("missing field", f"no 'prompt' (or 'messages') field for the {field!r} to answer")
-    return check_prompt(as_messages(row[context], context), context), as_text(row[field], field)
 
 
 def _done_lines(output: Path | None) -> set[int]:
@@ -181,12 +126,9 @@ def _done_lines(output: Path | None) -> set[int]:
     newline) is removed, so it is scored again rather than appended to."""
     if output is None or not output.exists():
         return set()
-    data = output.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with output.open("r+b") as f:
-            f.truncate(data.rfind(b"\n") + 1)
+    cut_torn_last_line(output)
     done = set()
-    for number, row in _read_rows(output):
+    for number, row in iter_jsonl(output):
         if "line" not in row:
             raise RewardsmithError(f"{output}:{number}: not a `rewardsmith score` output row (no 'line'); "
                                    "choose another -o file")
@@ -219,7 +161,7 @@ def _score_file(config: ScoreConfig, scorer, out, progress: bool) -> int:
         bar = tqdm(unit="row", desc="scoring", initial=len(done))
     try:
         chunk: list[tuple[int, dict, list]] = []
-        rows = ((n, r) for n, r in _read_rows(config.input) if n not in done)
+        rows = ((n, r) for n, r in iter_jsonl(config.input) if n not in done)
         for n, row in rows:
             chunk.append((n, row, _items(config.input, n, row)))
             if len(chunk) == CHUNK:

@@ -62,6 +62,10 @@ def register(subparsers) -> None:
                    help="seconds a request may wait for its scores before a 503 (default: %(default)s)")
     p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms,
                    help="how long an idle worker waits to batch concurrent requests (default: %(default)s)")
+    p.add_argument("--policy-eos", action="append", default=[], metavar="TEXT",
+                   help="the policy's end-of-sequence text, removed from the end of /get_reward queries "
+                   "(OpenRLHF decodes rollouts with special tokens: a policy in front of an encoder reward "
+                   "model leaves e.g. '</s>' or '<|im_end|>' on every response); repeatable")
     p.set_defaults(func=run)
 
 
@@ -73,6 +77,7 @@ def run(args) -> int:
         max_items=args.max_items, max_chars=args.max_chars, max_body_bytes=args.max_body_bytes,
         max_pending=args.max_pending, request_timeout=args.request_timeout, max_wait_ms=args.max_wait_ms,
         token_budget=args.token_budget, precision=args.precision, compile=args.compile,
+        policy_eos=tuple(args.policy_eos),
     ).check()  # before the slow model load: a typo fails in a second, not a minute
     try:
         import uvicorn

@@ -104,3 +104,26 @@ def check_prompt(prompt: list[Message], field: str = "prompt") -> list[Message]:
 def check_responses(chosen: str, rejected: str) -> None:
     if not chosen.strip() or not rejected.strip():
         raise BadRow("empty response", "chosen is empty" if not chosen.strip() else "rejected is empty")
+
+
+def row_prompt(row: dict[str, Any], answer: str) -> list[Message]:
+    """The conversation a row's `answer` field replies to: its "messages" (chat layout) or "prompt"."""
+    context = "messages" if "messages" in row else "prompt"
+    if context not in row:
+        raise BadRow("missing field", f"no 'prompt' (or 'messages') field for the {answer!r} to answer")
+    return check_prompt(as_messages(row[context], context), context)
+
+
+def response_item(row: dict[str, Any]) -> tuple[list[Message], str]:
+    """(conversation, response) of a response row; raises BadRow naming the field at fault.
+
+    {"prompt" or "messages": .., "response" or "completion" (TRL's name): ..}, or a chat transcript
+    {"messages": [.., {"role": "assistant", ..}]} whose last assistant turn is the response."""
+    field = next((f for f in ("response", "completion") if f in row), None)
+    if field is None:
+        conversation = as_messages(row["messages"], "messages") if "messages" in row else None
+        if not conversation or conversation[-1]["role"] != "assistant":
+            raise BadRow("missing field", "no 'response' (or 'completion', or 'chosen' and 'rejected') field, and "
+                                          "no 'messages' that end with an assistant turn")
+        return check_prompt(conversation[:-1], "messages[:-1]"), conversation[-1]["content"]
+    return row_prompt(row, field), as_text(row[field], field)

@@ -137,6 +137,64 @@ def guess_encoding(raw: bytes) -> str:
     return best.encoding if best is not None else "unknown"
 
 
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line of a JSON-lines file, streamed (files larger
+    than memory): gunzipped when the name ends in .gz, a UTF-8 byte-order mark (Windows editors
+    write one) skipped. Lines are decoded one by one, so a line that is not UTF-8 is named by its
+    number. A line that is not a JSON object stops the run with a RewardsmithError naming it."""
+    try:
+        f = gzip.open(path, "rb") if path.suffix.lower() == ".gz" else path.open("rb")
+    except OSError as e:
+        raise RewardsmithError(f"{path}: cannot read ({e.strerror})") from None
+    number = 0
+    with f:
+        try:
+            for number, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError as e:
+                    encoding = guess_encoding(raw)
+                    raise RewardsmithError(
+                        f"{path}:{number}: not UTF-8 text (bytes {raw[e.start:e.start + 4]!r}); the encoding looks "
+                        f"like {encoding}. Convert it first, e.g. `iconv -f {encoding} -t utf-8 {path.name} > "
+                        "fixed.jsonl`") from None
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise RewardsmithError(f"{path}:{number}: not JSON ({e.msg}); one object per line") from None
+                if not isinstance(row, dict):
+                    raise RewardsmithError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+                yield number, row
+        except (gzip.BadGzipFile, EOFError) as e:
+            after = f" after line {number}" if number else ""
+            raise RewardsmithError(f"{path}: not a valid gzip file ({e}){after}; rename it without .gz if it is "
+                                   "plain text") from None
+
+
+def cut_torn_last_line(path: Path, block: int = 1 << 16) -> None:
+    """Remove a last line that has no final newline (a write cut short by a kill), so a resuming
+    run redoes that row instead of appending to half of it. Reads only the file's tail."""
+    with path.open("r+b") as f:
+        end = f.seek(0, 2)
+        if end == 0:
+            return
+        f.seek(end - 1)
+        if f.read(1) == b"\n":
+            return
+        at = end
+        while at > 0:  # back to the last newline, a block at a time
+            start = max(0, at - block)
+            f.seek(start)
+            newline = f.read(at - start).rfind(b"\n")
+            if newline >= 0:
+                f.truncate(start + newline + 1)
+                return
+            at = start
+        f.truncate(0)
+
+
 def iter_rows(src: Source, report: DropReport) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield `(where, row)` for every row of one source; malformed rows are dropped into `report`."""
     if src.kind == "hf":

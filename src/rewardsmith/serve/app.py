@@ -217,7 +217,7 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
     metrics = _Metrics(lambda: batcher.pending_items)
     batcher = Batcher(scorer.encode_all, scorer.score_ids, token_budget=scorer.token_budget,
                       max_wait_ms=config.max_wait_ms, max_pending=config.max_pending, on_batch=metrics.on_batch)
-    queries = QueryParser(rm.tokenizer, manifest)
+    queries = QueryParser(rm.tokenizer, manifest, policy_eos=config.policy_eos)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):

@@ -24,6 +24,10 @@ class ServeConfig:
     max_wait_ms:      how long an idle worker waits for concurrent requests before scoring.
     token_budget, precision, compile: passed to the Scorer (compile: torch.compile the forward
                       pass, compiled once at startup before the port opens).
+    policy_eos:       texts removed from the end of /get_reward queries besides the model's own
+                      pad and eos: OpenRLHF decodes rollouts with the policy's special tokens, so a
+                      policy whose eos is not the reward model's (any policy in front of an encoder)
+                      leaves it on every response.
     """
 
     host: str = "127.0.0.1"
@@ -38,6 +42,7 @@ class ServeConfig:
     token_budget: int | None = None  # None: the Scorer's per-device default (2048 on CPU)
     precision: str = "auto"
     compile: bool = False
+    policy_eos: tuple[str, ...] = ()
 
     def check(self) -> "ServeConfig":
         """Returns self; raises RewardsmithError listing every bad setting at once."""
@@ -60,6 +65,8 @@ class ServeConfig:
             problems.append("--api-key is empty; give a secret or leave the option out")
         if self.precision not in ("auto", "bf16", "fp32"):
             problems.append(f"--precision {self.precision!r} must be auto, bf16 or fp32")
+        if any(not text for text in self.policy_eos):
+            problems.append("--policy-eos is empty; give the policy's eos text (e.g. '</s>')")
         if problems:
             raise RewardsmithError("invalid server settings: " + "; ".join(problems))
         return self

@@ -7,7 +7,9 @@ around it; `prompts[i]` (sent by OpenRLHF >= 0.5) is the prompt part of `query[i
 server tokenises that string as it is. We score (conversation, response) through the library's one
 input format instead, so the query is parsed back:
 
-1. Pad tokens are stripped from both ends (as OpenRLHF's server does).
+1. Pad tokens are stripped from both ends (as OpenRLHF's server does), and the policy's own eos
+   text when the server was told it (`--policy-eos`): OpenRLHF decodes rollouts with the policy's
+   special tokens, so a policy whose eos differs from the model's leaves it on every query.
 2. Decoders ("chat_template"): the query is parsed with the MODEL'S chat template -- its turn
    markers are learned by rendering probe conversations -- into messages (an optional system
    turn, then user/assistant turns) and the final response, and accepted only if rendering them
@@ -151,8 +153,8 @@ def _parse_chat(query: str, prompt: str | None, m: _Markers, tokenizer, manifest
 class QueryParser:
     """Turns /get_reward queries into scorer items for one model (turn markers learned once)."""
 
-    def __init__(self, tokenizer, manifest: Manifest) -> None:
-        self.tokenizer, self.manifest = tokenizer, manifest
+    def __init__(self, tokenizer, manifest: Manifest, policy_eos: tuple[str, ...] = ()) -> None:
+        self.tokenizer, self.manifest, self.policy_eos = tokenizer, manifest, policy_eos
         self.markers = _markers(tokenizer, manifest) if manifest.input_format == "chat_template" else None
 
     def items(self, queries: list[str], prompts: list[str] | None) -> tuple[list[Item], int]:
@@ -167,6 +169,8 @@ class QueryParser:
         unparsed = 0
         for i, raw in enumerate(queries):
             query = _strip_pad(raw, pad)
+            while self.policy_eos and query.endswith(self.policy_eos):
+                query = query[: -len(next(e for e in self.policy_eos if query.endswith(e)))]
             prompt = _strip_pad(prompts[i], pad) if prompts is not None else None
             if manifest.input_format == "pair":
                 if prompt is None or not query.startswith(prompt):

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from rewardsmith.judge.backends import Completion, Request
+from rewardsmith.judge.backends import Completion, Request, RequestFailure
 from rewardsmith.judge.cache import Client
 from rewardsmith.synth.instructions import Instruction
 
@@ -48,6 +48,17 @@ class ResponseReport:
     failure_reasons: dict[str, int] = field(default_factory=dict)
 
 
+def sample(client: Client, conversations: Sequence[Sequence[dict]],
+           sampling: Sampling) -> list[list[Completion | RequestFailure]]:
+    """`sampling.n` results per conversation, in order; sample k is asked with seed k (so a re-run,
+    or a larger n later, is answered from the cache)."""
+    requests = [Request.chat(conversation, max_tokens=sampling.max_tokens, temperature=sampling.temperature,
+                             top_p=sampling.top_p, seed=k)
+                for conversation in conversations for k in range(sampling.n)]
+    results = client.run(requests)
+    return [results[i * sampling.n:(i + 1) * sampling.n] for i in range(len(conversations))]
+
+
 def generate(clients: Sequence[Client], instructions: Sequence[Instruction],
              sampling: Sampling) -> tuple[list[Response], ResponseReport]:
     """`sampling.n` responses per instruction per generator, in instruction order."""
@@ -56,11 +67,8 @@ def generate(clients: Sequence[Client], instructions: Sequence[Instruction],
     settings = asdict(sampling)
     out: list[Response] = []
     for g, client in enumerate(clients):
-        requests = [Request.chat([{"role": "user", "content": ins.instruction}], max_tokens=sampling.max_tokens,
-                                 temperature=sampling.temperature, top_p=sampling.top_p, seed=k)
-                    for ins in instructions for k in range(sampling.n)]
-        results = client.run(requests)
-        for j, result in enumerate(results):
+        samples = sample(client, [[{"role": "user", "content": ins.instruction}] for ins in instructions], sampling)
+        for j, result in enumerate(r for per_instruction in samples for r in per_instruction):
             ins, k = instructions[j // sampling.n], j % sampling.n
             report.requested += 1
             if not isinstance(result, Completion):
