@@ -80,7 +80,8 @@ def full_disk(monkeypatch):
         for folder, free in reversed(disks) if writing and isinstance(file, (str, os.PathLike)) else ():
             if Path(file).resolve().is_relative_to(folder):
                 raw = Capped(file, mode.replace("b", "").replace("t", ""), free)
-                buffered = io.BufferedWriter(raw)
+                # "r+b" (a resume cutting a torn last line) reads as well as writes.
+                buffered = io.BufferedRandom(raw) if "+" in mode else io.BufferedWriter(raw)
                 return buffered if "b" in mode else io.TextIOWrapper(buffered, encoding=encoding or "utf-8",
                                                                      errors=errors, newline=newline)
         return real_open(file, mode, buffering, encoding, errors, newline, *args, **kwargs)

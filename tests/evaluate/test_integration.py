@@ -45,7 +45,9 @@ def test_two_models_on_shared_data(tmp_path, shared_data, e5_reward_models, caps
     assert len(res["length_bias"]) == 2 * len(names) and len(res["calibration"]) == 2 * len(names)
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 4 and "seed0" in html
-    scored_first = {m["name"]: m["responses_scored"] for m in res["models"]}
+    assert [m["name"] for m in res["models"] if m["kind"] == "baseline"] == ["longer wins (characters)",
+                                                                            "shorter wins (characters)"]
+    scored_first = {m["name"]: m["responses_scored"] for m in res["models"] if m["kind"] == "reward model"}
     assert all(n > 0 for n in scored_first.values())
     capsys.readouterr()
 
@@ -53,4 +55,4 @@ def test_two_models_on_shared_data(tmp_path, shared_data, e5_reward_models, caps
     assert main([*argv[:-4], "--out", str(tmp_path / "again"), "--cache-dir", str(cache)]) == 0
     again = json.loads((tmp_path / "again" / "results.json").read_text())
     assert again["table"] == res["table"]
-    assert all(m["responses_scored"] == 0 for m in again["models"])
+    assert all(m["responses_scored"] == 0 for m in again["models"] if m["kind"] == "reward model")

@@ -74,7 +74,7 @@ def best_of_n_eval(prompts: Sequence[Prompt], scorer: "Scorer", generator: "Clie
                    sampling: "Sampling", *, seed: int = 0, n_boot: int = 2000,
                    judge_max_tokens: int = 16) -> tuple[BestOfNReport, list[dict[str, Any]]]:
     """(report, one detail row per prompt). Prompts whose generation failed are left out and counted."""
-    from rewardsmith.evaluate import metrics
+    from rewardsmith import metrics
     from rewardsmith.judge.backends import Completion
     from rewardsmith.judge.core import RESPONSE_1, RESPONSE_2, judge_triples
     from rewardsmith.synth.responses import sample

@@ -353,10 +353,11 @@ def evaluate(evaluators: Sequence[Evaluator], datasets: Sequence[LoadedDataset],
             headline_boots.append(boots)
             boots_of[(ev.name, name)] = boots
             result.breakdown += _breakdown(ev.name, ds, j, seed=seed, n_boot=n_boot)
-            lengths_c = [len(p.chosen) for p in ds.pairs]
-            lengths_r = [len(p.rejected) for p in ds.pairs]
-            result.length_bias[(ev.name, name)] = metrics.length_bias(j.outcomes, lengths_c, lengths_r,
-                                                                      j.r_chosen, j.r_rejected)
+            if ev.kind != "baseline":  # a length rule's own length bias says nothing new
+                lengths_c = [len(p.chosen) for p in ds.pairs]
+                lengths_r = [len(p.rejected) for p in ds.pairs]
+                result.length_bias[(ev.name, name)] = metrics.length_bias(j.outcomes, lengths_c, lengths_r,
+                                                                          j.r_chosen, j.r_rejected)
             if j.r_chosen is not None:
                 result.calibration[(ev.name, name)] = metrics.calibration(j.r_chosen - j.r_rejected)
         heads = [row[ds.spec.name] for ds in datasets]
