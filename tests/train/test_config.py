@@ -100,3 +100,11 @@ def test_a_language_without_helpfulness_pairs_is_warned_about(caplog):
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any(w.startswith("ko has no helpfulness pairs (only harmlessness)") for w in warnings)
     assert any("1 training pairs have no objective" in w for w in warnings)
+
+
+def test_a_source_can_hold_out_its_own_share():
+    cfg = load_config(None, {"model": "m", "output_dir": "o",
+                             "train_data": [{"source": "a", "val_fraction": 0.35}, {"source": "b"}]})
+    assert [s.val_fraction for s in cfg.train_data] == [0.35, None]
+    with pytest.raises(RewardsmithError, match=r"train_data\[0\]\.val_fraction: expected a share in \(0, 1\)"):
+        load_config(None, {"model": "m", "output_dir": "o", "train_data": [{"source": "a", "val_fraction": 1.5}]})

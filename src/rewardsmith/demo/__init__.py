@@ -319,7 +319,7 @@ def _write_recipe(config: DemoConfig, data: DemoData, path: Path, out_dir: Path)
     import yaml
 
     batch = 16
-    train_data = [{"source": str(f)} for f in data.train.values()]
+    train_data = [{"source": str(f), **data.options.get(name, {})} for name, f in data.train.items()]
     if data.val:  # the demo's own few pairs: a held-out prompt set, many epochs over the rest
         batch = max(1, min(batch, data.n_train))
         extra = {"val_data": [{"source": str(f)} for f in data.val.values()]}

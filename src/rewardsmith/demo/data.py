@@ -34,14 +34,16 @@ SEED = 0
 @dataclass
 class DemoData:
     """The files the demo trains and tests on. train/test: name -> JSONL of PreferencePairs; the test
-    names are the table's columns. `origin` is "local", "hub" or "synthetic"; `lines` say what was
-    used, with counts, for the start and the end of the run."""
+    names are the table's columns. `options`: name -> extra settings of that file's training data
+    entry (a `DataSpec` field, e.g. baseline_chosen_share). `origin` is "local", "hub" or
+    "synthetic"; `lines` say what was used, with counts, for the start and the end of the run."""
 
     origin: str
     train: dict[str, Path]
     test: dict[str, Path]
     val: dict[str, Path] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
+    options: dict[str, dict] = field(default_factory=dict)
 
     @property
     def n_train(self) -> int:
@@ -53,7 +55,7 @@ def _count(path: Path) -> int:
         return sum(1 for line in f if line.strip())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Source:
     """One set the demo reads. `load(root)` returns its pairs; `train` / `test` are how many pairs of
     each side to take (seeded samples; 0 = none). Columns are named `{language}-{objective}-{labeler}`."""
@@ -66,6 +68,7 @@ class Source:
     test: int
     what: str  # one line for the run's log: the set and why it is here
     column: str | None = None  # the file's (and the table column's) name; default language-objective-labeler
+    options: dict = field(default_factory=dict)  # extra settings of its training data entry
 
     @property
     def name(self) -> str:
@@ -84,13 +87,16 @@ def _local(*paths: str, objective: str | None = None) -> Callable[[Path], list[P
 # ../shared/data: Korean and Japanese helpfulness as LLM judges labelled it (the Japanese card's kind
 # of data), English helpfulness and harmlessness as people labelled it. Sizes: DEMO_RECIPE's budget.
 LOCAL: tuple[Source, ...] = (
-    Source("ko", "helpfulness", "llm-judge", _local("ko-llm-judged", objective="helpfulness"), 1700, 300,
-           "ko-llm-judged: Korean Arena-Hard answers judged pairwise by three LLMs, split by question"),
-    Source("ja", "helpfulness", "llm-judge", _local("ja-llm-judged", objective="helpfulness"), 1000, 300,
+    # Every ko-llm-judged pair has claude-3.7-sonnet's answer on one side, chosen in 69% of them: the
+    # training side is balanced to half (about 1,700 of 2,800 kept), or the model learns that style.
+    Source("ko", "helpfulness", "llm-judge", _local("ko-llm-judged", objective="helpfulness"), 2800, 300,
+           "ko-llm-judged: Korean Arena-Hard answers judged pairwise by three LLMs, split by question",
+           options={"baseline_chosen_share": 0.5}),
+    Source("ja", "helpfulness", "llm-judge", _local("ja-llm-judged", objective="helpfulness"), 1300, 300,
            "ja-llm-judged: Rakuda, Japanese MT-Bench and ELYZA-tasks answers judged by GPT-4-class models"),
     Source("en", "helpfulness", "human",
            _local(*(f"hh-rlhf-test/{s}.test.jsonl.gz" for s in ("helpful-base", "helpful-online",
-                                                                "helpful-rejection-sampled"))), 1000, 300,
+                                                                "helpful-rejection-sampled"))), 1100, 300,
            "hh-rlhf helpful subsets: crowdworkers' pairwise choices"),
 )
 
@@ -116,6 +122,7 @@ def _write(data: DemoData, src: Source, train: list[PreferencePair], test: list[
         if not train:
             raise RewardsmithError(f"demo data: {src.what}: no training pairs were left")
         data.train[src.name] = save_pairs(train, out / f"train-{src.name}.jsonl")
+        data.options[src.name] = dict(src.options)
     if src.test:
         if not test:
             raise RewardsmithError(f"demo data: {src.what}: no held-out test pairs were left")

@@ -38,6 +38,7 @@ class DataSpec:
     labeler: str | None = None  # "human" | "llm-judge", likewise
     columns: dict[str, str] | None = None  # {our name: their column}
     limit: int | None = None  # keep at most this many pairs, a seeded random sample
+    val_fraction: float | None = None  # this source's held-out share (by prompt), instead of the config's
     # Subsample so that this share of the pairs has the longer answer chosen (by characters; pairs of
     # equal length stay): judge-labelled sets choose the longer answer in 60-75% of pairs, and a model
     # learns that before anything else. None keeps the source's own share.
@@ -306,7 +307,7 @@ def _data_specs(raw: Any, name: str, err) -> tuple[DataSpec, ...]:
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
             err(f"{name}[{i}].limit", f"expected a positive integer, got {limit!r}")
             continue
-        bad = [key for key in ("chosen_longer_share", "baseline_chosen_share") if item.get(key) is not None
+        bad = [key for key in ("chosen_longer_share", "baseline_chosen_share", "val_fraction") if item.get(key) is not None
                and (isinstance(item[key], bool) or not isinstance(item[key], int | float) or not 0 < item[key] < 1)]
         if bad:
             err(f"{name}[{i}].{bad[0]}", f"expected a share in (0, 1), e.g. 0.5; got {item[bad[0]]!r}")

@@ -488,7 +488,8 @@ def load_data(config: TrainConfig, tokenizer, manifest):
     for spec in config.train_data:
         pairs = load(spec)
         if not config.val_data:
-            pairs, held = split_by_prompt(pairs, config.val_fraction, config.seed)
+            fraction = config.val_fraction if spec.val_fraction is None else spec.val_fraction
+            pairs, held = split_by_prompt(pairs, fraction, config.seed)
             val_raw += held
         train_raw += balanced(spec, pairs)
     for spec in config.val_data:
