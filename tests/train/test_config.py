@@ -12,7 +12,7 @@ CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"
 
 def test_configs_are_shipped():
     names = {p.name for p in CONFIGS}
-    assert {"ca-reward-3b-ja.yaml", "ko-reward-roberta-large.yaml", "e5-small-cpu.yaml"} <= names
+    assert {"ca-reward-3b-ja.yaml", "ko-reward-roberta-large.yaml", "e5-small-cpu.yaml", "e5-small-quality.yaml"} <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
