@@ -48,6 +48,7 @@ def load_pairs(
     language: str | None = None,
     objective: str | None = None,
     labeler: str | None = None,
+    keep_partial: bool = False,
 ) -> LoadResult:
     """Read preference pairs from a file, folder, glob, Hugging Face dataset id or saved dataset folder.
 
@@ -61,6 +62,8 @@ def load_pairs(
     objective: what the labels judged (`objectives.OBJECTIVES`), for pairs whose format and rows
               do not say; known datasets set their own (hh-rlhf by subset, KUDGE correctness, ...).
     labeler:  who labelled them ("human" | "llm-judge"), likewise for pairs that do not say.
+    keep_partial: a .gz file whose stream breaks (cut short, corrupt) gives the rows before the
+              break, and the break is counted ("file cut short"); without it, it is an error.
     Returns LoadResult(pairs, report). Raises RewardsmithError for a source that is wrong as a
     whole (missing, unreadable, not UTF-8, missing columns) with the fix in the message.
     """
@@ -99,7 +102,7 @@ def load_pairs(
     sources = _merge_companions(sources, report)
     for src in sources:
         before = report.dropped.copy()
-        got = _read_source(src, fmt, columns, lang, name, report)
+        got = _read_source(src, fmt, columns, lang, name, report, keep_partial)
         if got:
             use = FORMATS[report.files[src.name]]
             objectives.label(got, use.objective, use.labeler or labeler, default=objective)
@@ -142,9 +145,9 @@ def _names(src: files.Source, fmt: Format, name: str | None) -> tuple[str, str |
 
 def _read_source(
     src: files.Source, fmt: Format | None, columns: Mapping[str, str] | None, lang: str | None,
-    name: str | None, report: DropReport,
+    name: str | None, report: DropReport, keep_partial: bool,
 ) -> list[PreferencePair]:
-    rows = files.iter_rows(src, report)
+    rows = files.iter_rows(src, report, keep_partial)
     # The format is told by the first JSON row; lines before it that are not JSON are kept for the
     # reader (a raw-line format) or dropped as invalid JSON, not used to guess.
     head: list[tuple[str, dict]] = []
