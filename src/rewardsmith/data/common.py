@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rewardsmith.data.record import ROLES, Message
+from rewardsmith.data.record import ROLES, Message, PreferencePair
 
 # Natural-language names as datasets spell them -> ISO 639-1 (HelpSteer3 says "japanese").
 LANGUAGE_NAMES = {
@@ -101,9 +101,15 @@ def check_prompt(prompt: list[Message], field: str = "prompt") -> list[Message]:
     return prompt
 
 
-def check_responses(chosen: str, rejected: str) -> None:
-    if not chosen.strip() or not rejected.strip():
-        raise BadRow("empty response", "chosen is empty" if not chosen.strip() else "rejected is empty")
+def check_responses(pair: PreferencePair) -> None:
+    """A pair that teaches nothing raises BadRow: an empty or whitespace-only side ("empty
+    response"), or the same answer on both sides ("chosen == rejected", compared stripped, as
+    `filters.distinct_responses` does) to the same conversation. Public pairwise sets hold both."""
+    for side, text in (("chosen", pair.chosen), ("rejected", pair.rejected)):
+        if not text.strip():
+            raise BadRow("empty response", f"{side} is {'empty' if not text else 'only whitespace'}")
+    if pair.chosen.strip() == pair.rejected.strip() and pair.rejected_prompt in (None, pair.prompt):
+        raise BadRow("chosen == rejected", f"both are {pair.chosen.strip()[:60]!r}")
 
 
 def row_prompt(row: dict[str, Any], answer: str) -> list[Message]:
