@@ -96,3 +96,17 @@ def test_score_refuses_a_cut_gzip_before_writing_and_keeps_its_head_when_asked(m
     assert f"warning: {f}:{whole_lines + 1}: the gzip stream breaks" in capsys.readouterr().err
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["line"] for r in lines] == list(range(1, whole_lines + 1))
+
+
+def test_lone_surrogate_found_by_the_fuzz_tests_is_a_counted_drop(tmp_path, capsys):
+    """A "\\ud800" escape (half a UTF-16 pair) once crashed the SQuARe reader's id hash and `data convert`."""
+    f = tmp_path / "square.jsonl"
+    rows = [{"question": "질문", "response": "좋은 답\ud800", "acceptable?": 1},
+            {"question": "질문", "response": "나쁜 답", "acceptable?": 0}]
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    d = _inspect_json(capsys, f, "--format", "square")
+    assert d["kept"] == 0 and d["dropped_by_reason"] == {"lone surrogate": 1}
+    g = tmp_path / "extra.jsonl"
+    g.write_text(json.dumps({**PAIRS[0], "note": "x\udfff"}) + "\n", encoding="utf-8")  # kept in label_info
+    assert main(["data", "convert", str(g), str(tmp_path / "out.jsonl")]) == 0
+    assert _inspect_json(capsys, tmp_path / "out.jsonl")["kept"] == 1

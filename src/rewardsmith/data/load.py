@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardsmith.data import files, filters, objectives
-from rewardsmith.data.common import BadRow, RowContext, check_responses, normalize_language
+from rewardsmith.data.common import BadRow, RowContext, check_pair, normalize_language
 from rewardsmith.data.formats import FORMATS, Format, check_columns, detect, get_format
 from rewardsmith.data.mojibake import find_mojibake, has_replacement_char
 from rewardsmith.data.record import PreferencePair
@@ -204,9 +204,9 @@ def _read_source(
 
 
 def _keep_usable(pair: PreferencePair, where: str, out: list[PreferencePair], report: DropReport) -> None:
-    """Append a pair that can teach something; count one that cannot (common.check_responses)."""
+    """Append a pair that can teach something; count one that cannot (common.check_pair)."""
     try:
-        check_responses(pair)
+        check_pair(pair)
     except BadRow as e:
         report.drop(e.reason, where, e.detail)
         return
