@@ -104,7 +104,7 @@ def test_not_utf8_names_the_encoding(tmp_path):
     text = "".join(json.dumps({"prompt": f"한국어 질문 {i}입니다", "chosen": "좋은 답변입니다", "rejected": "나쁜 답변"},
                               ensure_ascii=False) + "\n" for i in range(30))
     f.write_bytes(text.encode("cp949"))
-    with pytest.raises(RewardsmithError, match=r"cp949.jsonl: not UTF-8.*(cp949|euc_kr|johab).*iconv"):
+    with pytest.raises(RewardsmithError, match=r"cp949.jsonl:1: not UTF-8.*(cp949|euc_kr|johab).*iconv"):
         load_pairs(f)
 
 

@@ -20,18 +20,26 @@ def everything(shared_data):
     return result
 
 
-def test_hh_rlhf_all_8552_pairs_by_subset(everything):
+def test_hh_rlhf_all_8552_pairs_by_subset(shared_data, everything):
     hh = {sub: n for (src, sub, _), n in everything.report.kept.items() if src == "hh-rlhf"}
-    assert hh == {"harmless-base": 2312, "helpful-base": 2354, "helpful-online": 1137, "helpful-rejection-sampled": 2749}
+    # 8,552 pairs, of which 47 teach nothing and are counted (issue 27): 11 transcripts whose last
+    # "Assistant:" turn is empty (4 + 4 + 3; in harmless-base the empty answer is the chosen one, preferred
+    # to a home address) and 36 whose two last answers are the same text (2 + 2 + 32: "You’re welcome.").
+    assert hh == {"harmless-base": 2308, "helpful-base": 2348, "helpful-online": 1132, "helpful-rejection-sampled": 2717}
+    alone = load_pairs(shared_data / "hh-rlhf-test").report
+    assert alone.dropped == {"empty response": 11, "chosen == rejected": 36}
+    assert alone.n_kept + alone.n_dropped == 8552
 
 
-def test_ja_llm_judged_25445_pairs_with_label_info(everything):
+def test_ja_llm_judged_25445_rows_with_label_info(everything):
     ja = [p for p in everything.pairs if p.language == "ja"]
     by_file = {}
     for p in ja:
         by_file[p.source.split("-")[0]] = by_file.get(p.source.split("-")[0], 0) + 1
-    assert len(ja) == 25445
-    assert by_file == {"rakuda": 2396, "japanese": 21530, "elyza": 1519}
+    # 25,445 rows; 19 have an empty rejected answer (the judged model answered nothing: 11 in elyza-tasks-100,
+    # 8 in ja-mt-bench), dropped and counted as "empty response" (issue 27).
+    assert len(ja) == 25426
+    assert by_file == {"rakuda": 2396, "japanese": 21522, "elyza": 1508}
     assert all(p.label_info.get("judge") and p.label_info.get("judge_type") == "llm" for p in ja)
 
 
@@ -55,10 +63,14 @@ def test_ko_hh_rlhf_broken_translation_recovered_and_rest_counted(shared_data, e
     assert len(alone.pairs) == len(ko)
     assert len(ko) + sum(alone.report.dropped.values()) == 2312  # every line is a pair or counted by reason
     # Line i is line i of the English file: the recovered pairs must line up with it.
-    en = load_pairs(shared_data / "hh-rlhf-test" / "harmless-base.test.jsonl.gz").pairs
-    same_turns = sum(len(p.prompt) == len(en[p.label_info["english_line"] - 1].prompt) for p in ko)
-    assert same_turns / len(ko) > 0.8
-    ratios = [len(p.chosen) / max(1, len(en[p.label_info["english_line"] - 1].chosen)) for p in ko]
+    # Keyed by line (id .../N is line N + 1): the 4 English pairs with an empty answer are dropped.
+    en = {int(p.id.rsplit("/", 1)[1]) + 1: p
+          for p in load_pairs(shared_data / "hh-rlhf-test" / "harmless-base.test.jsonl.gz").pairs}
+    both = [(p, en[p.label_info["english_line"]]) for p in ko if p.label_info["english_line"] in en]
+    assert len(both) >= len(ko) - 4
+    same_turns = sum(len(p.prompt) == len(e.prompt) for p, e in both)
+    assert same_turns / len(both) > 0.8
+    ratios = [len(p.chosen) / max(1, len(e.chosen)) for p, e in both]
     assert 0.3 < statistics.median(ratios) < 0.7  # Korean takes about half the characters of English
     assert sum(r < 0.1 or r > 3 for r in ratios) / len(ratios) < 0.02  # no answers from the wrong turn
 

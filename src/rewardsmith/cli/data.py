@@ -38,6 +38,7 @@ class DataConfig:
     language: str | None
     objective: str | None
     labeler: str | None
+    keep_partial: bool
 
 
 def register(subparsers) -> None:
@@ -79,6 +80,9 @@ def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objective", choices=OBJECTIVES,
                    help="what the labels judged, for rows whose format does not say (known sets set their own)")
     p.add_argument("--labeler", choices=LABELERS, help="who labelled the pairs, for rows that do not say")
+    p.add_argument("--keep-partial", action="store_true",
+                   help="a .gz file cut short or corrupt: use the rows before the break (counted as "
+                        "'file cut short') instead of stopping with an error")
 
 
 def _config(args: argparse.Namespace) -> DataConfig:
@@ -98,14 +102,15 @@ def _config(args: argparse.Namespace) -> DataConfig:
     if problems:
         raise RewardsmithError("; ".join(problems))
     return DataConfig(args.source, args.format, args.preset, args.split, columns, args.language, args.objective,
-                      args.labeler)
+                      args.labeler, args.keep_partial)
 
 
 def _load(cfg: DataConfig):
     from rewardsmith.data import load_pairs
 
     return load_pairs(cfg.source, format=cfg.format, split=cfg.split, columns=cfg.columns or None,
-                      preset=cfg.preset, language=cfg.language, objective=cfg.objective, labeler=cfg.labeler)
+                      preset=cfg.preset, language=cfg.language, objective=cfg.objective, labeler=cfg.labeler,
+                      keep_partial=cfg.keep_partial)
 
 
 def _run_inspect(args: argparse.Namespace) -> int:

@@ -48,6 +48,7 @@ class LabelConfig:
     generator: str | None
     sampling: "Sampling"
     concurrency: int
+    keep_partial: bool = False  # a broken .gz input: label the rows before the break instead of refusing it
 
     def check(self) -> "LabelConfig":
         problems = sampling_problems(self.sampling, self.concurrency)
@@ -105,6 +106,9 @@ def register(subparsers) -> None:
     p.add_argument("model", help="reward model folder (or embedded name / hub id)")
     p.add_argument("file", type=Path, help="JSONL input (gzipped when it ends in .gz), read as a stream")
     p.add_argument("--out", type=Path, required=True, help="output folder; an interrupted run resumes there")
+    p.add_argument("--keep-partial", action="store_true",
+                   help="a .gz input cut short or corrupt: label the rows before the break (and say where it "
+                        "broke) instead of stopping with an error before labelling anything")
     p.add_argument("--pairs", choices=PAIR_MODES, default="best-worst",
                    help="DPO pairs per prompt: best-worst (one: highest vs lowest reward) or all (every pair of "
                         "responses whose rewards differ by at least --min-margin) (default: best-worst)")
@@ -121,11 +125,14 @@ def register(subparsers) -> None:
 def _run(args) -> int:
     from rewardsmith.cli.score import _scorer
     from rewardsmith.data.files import iter_jsonl
+    from rewardsmith.data.textfile import GzipBroken
     from rewardsmith.label import label
 
     config = LabelConfig(model=args.model, input=args.file, out=args.out, pairs=args.pairs,
                          min_margin=args.min_margin, generator=args.generator, sampling=sampling_from(args),
-                         concurrency=args.concurrency).check()
+                         concurrency=args.concurrency, keep_partial=args.keep_partial).check()
+    cuts: list[GzipBroken] = []
+    rows = iter_jsonl(config.input, cuts.append if config.keep_partial else None)  # refuses a broken .gz now
     client = sampling = None
     if config.generator:
         from rewardsmith.judge import make_client
@@ -137,10 +144,13 @@ def _run(args) -> int:
     # What the rewards in OUT depend on: a resumed run must match it (see rewardsmith.label).
     run = {"model": config.model, "precision": str(scorer.dtype).removeprefix("torch."),
            "generator": config.generator, "sampling": asdict(sampling) if sampling else None}
-    report = label(iter_jsonl(config.input), scorer, config.out, source=str(config.input), run=run,
+    report = label(rows, scorer, config.out, source=str(config.input), run=run,
                    pairs=config.pairs, min_margin=config.min_margin, generator=client, sampling=sampling,
                    progress=sys.stderr.isatty())
     _print_summary(report)
+    for cut in cuts:
+        print(f"warning: {cut.path}:{cut.line}: {cut.detail}; labelled the lines before it, the rest of the file "
+              "is lost", file=sys.stderr)
     return 0
 
 

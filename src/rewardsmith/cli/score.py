@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardsmith.data.files import cut_torn_last_line, iter_jsonl
+from rewardsmith.data.textfile import GzipBroken
 from rewardsmith.errors import RewardsmithError, is_disk_full
 
 CHUNK = 512  # rows scored (and written) at a time: results reach OUT as the run goes
@@ -37,6 +38,7 @@ class ScoreConfig:
     output: Path | None
     precision: str
     token_budget: int | None  # None: the Scorer's default for the device
+    keep_partial: bool = False  # a broken .gz input: score the rows before the break instead of refusing it
 
 
 def register(subparsers) -> None:
@@ -47,6 +49,9 @@ def register(subparsers) -> None:
     p.add_argument("model", help="reward model folder (or hub id)")
     p.add_argument("file", type=Path, help="JSONL input (gzipped when it ends in .gz)")
     p.add_argument("-o", "--output", type=Path, help="JSONL output (appended to; rows already there are skipped)")
+    p.add_argument("--keep-partial", action="store_true",
+                   help="a .gz input cut short or corrupt: score the rows before the break (and say where it "
+                        "broke) instead of stopping with an error before scoring anything")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the forward pass, after a one-time compile of 1-2 minutes; the gain depends "
                         "on the CPU and the model, from none to 1.5x (docs/benchmarks.md): for thousands of rows")
@@ -152,6 +157,8 @@ def score_file(config: ScoreConfig, scorer, *, out=None, progress: bool = False)
 
 def _score_file(config: ScoreConfig, scorer, out, progress: bool) -> int:
     done = _done_lines(config.output)
+    cuts: list[GzipBroken] = []
+    lines = iter_jsonl(config.input, cuts.append if config.keep_partial else None)  # refuses a broken .gz now
     sink = config.output.open("a", encoding="utf-8") if config.output else (out or sys.stdout)
     written = 0
     bar = None
@@ -161,7 +168,7 @@ def _score_file(config: ScoreConfig, scorer, out, progress: bool) -> int:
         bar = tqdm(unit="row", desc="scoring", initial=len(done))
     try:
         chunk: list[tuple[int, dict, list]] = []
-        rows = ((n, r) for n, r in iter_jsonl(config.input) if n not in done)
+        rows = ((n, r) for n, r in lines if n not in done)
         for n, row in rows:
             chunk.append((n, row, _items(config.input, n, row)))
             if len(chunk) == CHUNK:
@@ -169,6 +176,9 @@ def _score_file(config: ScoreConfig, scorer, out, progress: bool) -> int:
                 chunk = []
         if chunk:
             written += _flush(chunk, scorer, sink, bar)
+        for cut in cuts:
+            print(f"warning: {cut.path}:{cut.line}: {cut.detail}; scored the lines before it, the rest of the "
+                  "file is lost", file=sys.stderr)
     finally:
         if bar is not None:
             bar.close()
@@ -196,7 +206,7 @@ def _flush(chunk, scorer, sink, bar) -> int:
 
 def _run_score(args) -> int:
     config = ScoreConfig(model=args.model, input=args.file, output=args.output, precision=args.precision,
-                         token_budget=args.token_budget)
+                         token_budget=args.token_budget, keep_partial=args.keep_partial)
     if not config.input.is_file():
         raise RewardsmithError(f"{config.input}: no such file")
     if config.output and config.output.suffix.lower() == ".gz":

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from rewardsmith.data.record import ROLES, Message
+from rewardsmith.data.record import ROLES, Message, PreferencePair
 
 # Natural-language names as datasets spell them -> ISO 639-1 (HelpSteer3 says "japanese").
 LANGUAGE_NAMES = {
@@ -101,9 +102,28 @@ def check_prompt(prompt: list[Message], field: str = "prompt") -> list[Message]:
     return prompt
 
 
-def check_responses(chosen: str, rejected: str) -> None:
-    if not chosen.strip() or not rejected.strip():
-        raise BadRow("empty response", "chosen is empty" if not chosen.strip() else "rejected is empty")
+# A UTF-16 surrogate on its own: JSON lets "\ud800" be written as an escape, but it is half of a
+# character, not text: UTF-8 cannot encode it, so writers and tokenizers fail on it later.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_pair(pair: PreferencePair) -> None:
+    """A pair that teaches nothing, or that later stages cannot encode, raises BadRow: an empty or
+    whitespace-only side ("empty response"); the same answer on both sides ("chosen == rejected",
+    compared stripped, as `filters.distinct_responses` does) to the same conversation -- public
+    pairwise sets hold both; a lone surrogate anywhere in its text ("lone surrogate")."""
+    for side, text in (("chosen", pair.chosen), ("rejected", pair.rejected)):
+        if not text.strip():
+            raise BadRow("empty response", f"{side} is {'empty' if not text else 'only whitespace'}")
+    if pair.chosen.strip() == pair.rejected.strip() and pair.rejected_prompt in (None, pair.prompt):
+        raise BadRow("chosen == rejected", f"both are {pair.chosen.strip()[:60]!r}")
+    texts = {"chosen": pair.chosen, "rejected": pair.rejected}
+    texts.update({f"prompt[{i}]": m["content"] for i, m in enumerate(pair.prompt)})
+    texts.update({f"rejected_prompt[{i}]": m["content"] for i, m in enumerate(pair.rejected_prompt or [])})
+    for field, text in texts.items():
+        if m := _SURROGATE.search(text):
+            raise BadRow("lone surrogate", f"{field} holds {m.group()!r} (a \\u escape for half of a UTF-16 "
+                                           "pair, not a character); fix the program that wrote the file")
 
 
 def row_prompt(row: dict[str, Any], answer: str) -> list[Message]:

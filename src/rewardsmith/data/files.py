@@ -1,6 +1,7 @@
 """Turn a source (file, folder, glob, Hugging Face dataset) into rows: `(where, dict)`.
 
-Rows are plain dicts exactly as published; readers (readers.py) turn them into pairs. JSONL is
+Rows are plain dicts exactly as published; readers (readers.py) turn them into pairs. Files are
+opened and decoded by textfile.py (gzip, byte-order mark, CRLF, NUL bytes, encodings). JSONL is
 parsed with the stdlib `json` line by line (pandas is slower and guesses types); a line that is not
 JSON is dropped and reported with its line number, a whole file that is not UTF-8 is an error.
 """
@@ -9,16 +10,17 @@ from __future__ import annotations
 
 import csv
 import glob as globlib
-import gzip
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rewardsmith.data import textfile
 from rewardsmith.data.report import DropReport
+from rewardsmith.data.textfile import OnCut
 from rewardsmith.errors import RewardsmithError
 
 # Suffix (after stripping .gz) -> how to read it. `.txt` is read line by line as JSONL-ish text
@@ -110,67 +112,41 @@ def _files_to_sources(files: list[Path], report: DropReport, dataset: str) -> li
     return out
 
 
-def read_text(path: str) -> str:
-    """The whole file as text (gunzipped if .gz). Raises RewardsmithError when it is not UTF-8."""
-    raw = Path(path).read_bytes()
-    if path.lower().endswith(".gz"):
-        try:
-            raw = gzip.decompress(raw)
-        except OSError as e:
-            raise RewardsmithError(
-                f"{path}: not a valid gzip file ({e}); rename it without .gz if it is plain text") from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise RewardsmithError(
-            f"{path}: not UTF-8 (byte {e.start}: {raw[e.start:e.start + 4]!r}); the encoding looks like "
-            f"{guess_encoding(raw)}. Convert it first, e.g. `iconv -f {guess_encoding(raw)} -t utf-8 "
-            f"{path} > fixed{Path(path).suffix}`"
-        ) from None
-
-
-def guess_encoding(raw: bytes) -> str:
-    """charset_normalizer's best guess at the encoding of some bytes ("cp949", ...), or "unknown"."""
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(raw[:200_000]).best()
-    return best.encoding if best is not None else "unknown"
-
-
-def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def iter_jsonl(path: Path, on_cut: OnCut | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for every non-blank line of a JSON-lines file, streamed (files larger
-    than memory): gunzipped when the name ends in .gz, a UTF-8 byte-order mark (Windows editors
-    write one) skipped. Lines are decoded one by one, so a line that is not UTF-8 is named by its
-    number. A line that is not a JSON object stops the run with a RewardsmithError naming it."""
+    than memory), opened and decoded by `textfile.iter_lines` (gzip, byte-order mark, CRLF, NUL).
+    A line that is not a JSON object stops the run with a RewardsmithError naming it.
+
+    A .gz file is checked whole now, before its first row, unless `on_cut` is given (then the rows
+    before a break are read and `on_cut` is told of it): the callers write as they read, and a file
+    they refuse must leave nothing written."""
+    if on_cut is None and path.name.lower().endswith(".gz"):
+        textfile.check_gzip(path)
+    return _jsonl_objects(path, on_cut)
+
+
+def _jsonl_objects(path: Path, on_cut: OnCut | None) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, line in textfile.iter_lines(path, on_cut):
+        if not line.strip():
+            continue
+        row, error = parse_line(line)
+        if error:
+            raise RewardsmithError(f"{path}:{number}: not JSON ({error}); one object per line")
+        if not isinstance(row, dict):
+            raise RewardsmithError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+        yield number, row
+
+
+def parse_line(line: str) -> tuple[Any, str | None]:
+    """(value, None) for a line of JSON, or (None, what is wrong with it)."""
     try:
-        f = gzip.open(path, "rb") if path.suffix.lower() == ".gz" else path.open("rb")
-    except OSError as e:
-        raise RewardsmithError(f"{path}: cannot read ({e.strerror})") from None
-    number = 0
-    with f:
-        try:
-            for number, raw in enumerate(f, 1):
-                try:
-                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-                except UnicodeDecodeError as e:
-                    encoding = guess_encoding(raw)
-                    raise RewardsmithError(
-                        f"{path}:{number}: not UTF-8 text (bytes {raw[e.start:e.start + 4]!r}); the encoding looks "
-                        f"like {encoding}. Convert it first, e.g. `iconv -f {encoding} -t utf-8 {path.name} > "
-                        "fixed.jsonl`") from None
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise RewardsmithError(f"{path}:{number}: not JSON ({e.msg}); one object per line") from None
-                if not isinstance(row, dict):
-                    raise RewardsmithError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-                yield number, row
-        except (gzip.BadGzipFile, EOFError) as e:
-            after = f" after line {number}" if number else ""
-            raise RewardsmithError(f"{path}: not a valid gzip file ({e}){after}; rename it without .gz if it is "
-                                   "plain text") from None
+        return json.loads(line), None
+    except json.JSONDecodeError as e:
+        return None, f"{e.msg} at column {e.colno}"
+    except RecursionError:  # the C parser recurses once per nesting level: [[[[...]]]] runs out of stack
+        return None, "nested too deeply"
+    except ValueError as e:  # an integer longer than int_max_str_digits (4300 digits)
+        return None, str(e)
 
 
 def cut_torn_last_line(path: Path, block: int = 1 << 16) -> None:
@@ -195,38 +171,38 @@ def cut_torn_last_line(path: Path, block: int = 1 << 16) -> None:
         f.truncate(0)
 
 
-def iter_rows(src: Source, report: DropReport) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Yield `(where, row)` for every row of one source; malformed rows are dropped into `report`."""
+def iter_rows(src: Source, report: DropReport, keep_partial: bool = False) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield `(where, row)` for every row of one source; malformed rows are dropped into `report`.
+
+    keep_partial: a .gz file whose stream breaks gives the rows before the break, and the break is
+    counted as a drop ("file cut short"); without it the break is a RewardsmithError.
+    """
     if src.kind == "hf":
         yield from _iter_hf(src)
         return
     if src.kind == "parquet":
         yield from _iter_parquet(src.path)
         return
-    text = read_text(src.path)
+
+    def on_cut(e: textfile.GzipBroken) -> None:
+        report.drop("file cut short", f"{e.path}:{e.line}", f"{e.detail}; the rest is lost")
+
+    cut = on_cut if keep_partial else None
     if src.kind in ("jsonl", "text"):
-        for i, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            where = f"{src.path}:{i}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                # A .txt file may be almost-JSON (ko-hh-rlhf); its reader gets the raw line instead.
-                yield where, {"__line__": line, "__error__": f"invalid JSON ({e.msg} at column {e.colno})"}
-                continue
-            if not isinstance(row, dict):
-                report.drop("not a JSON object", where, f"got {type(row).__name__}")
-                continue
-            yield where, row
-    elif src.kind == "json":
+        yield from _json_lines(src.path, textfile.iter_lines(src.path, cut), report)
+        return
+    text = textfile.read_text(src.path, cut)
+    if src.kind == "json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             if "\n{" in text[:100_000]:  # JSON lines saved as .json: read it as what it is
-                yield from iter_rows(Source(src.path, "jsonl"), report)
+                lines = ((i, line.removesuffix("\r")) for i, line in enumerate(text.split("\n"), 1))
+                yield from _json_lines(src.path, lines, report)
                 return
             raise RewardsmithError(f"{src.path}:{e.lineno}: invalid JSON ({e.msg}, column {e.colno})") from None
+        except (RecursionError, ValueError) as e:  # nesting deeper than the stack; a 5000-digit integer
+            raise RewardsmithError(f"{src.path}: invalid JSON ({type(e).__name__}: {e})") from None
         if isinstance(data, dict):
             lists = [v for v in data.values() if isinstance(v, list)]
             if len(lists) != 1:
@@ -244,7 +220,29 @@ def iter_rows(src: Source, report: DropReport) -> Iterator[tuple[str, dict[str, 
             else:
                 report.drop("not a JSON object", where, f"got {type(row).__name__}")
     else:  # csv / tsv
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if src.kind == "tsv" else ",")
+        yield from _csv_rows(src, text, report)
+
+
+def _json_lines(path: str, lines: Iterable[tuple[int, str]], report: DropReport) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Rows of JSON lines; a line that is not JSON is passed on as {"__line__", "__error__"}."""
+    for i, line in lines:
+        if not line.strip():
+            continue
+        where = f"{path}:{i}"
+        row, error = parse_line(line)
+        if error:
+            # A .txt file may be almost-JSON (ko-hh-rlhf); its reader gets the raw line instead.
+            yield where, {"__line__": line, "__error__": f"invalid JSON ({error})"}
+            continue
+        if not isinstance(row, dict):
+            report.drop("not a JSON object", where, f"got {type(row).__name__}")
+            continue
+        yield where, row
+
+
+def _csv_rows(src: Source, text: str, report: DropReport) -> Iterator[tuple[str, dict[str, Any]]]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if src.kind == "tsv" else ",")
+    try:
         header = next(reader, None)
         if not header:
             raise RewardsmithError(f"{src.path}: empty CSV file (no header row)")
@@ -257,7 +255,9 @@ def iter_rows(src: Source, report: DropReport) -> Iterator[tuple[str, dict[str, 
             if len(cells) != len(header):
                 report.drop("wrong number of CSV fields", where, f"{len(cells)} fields, header has {len(header)}")
                 continue
-            yield where, dict(zip(header, cells))
+            yield where, dict(zip(header, cells, strict=True))
+    except csv.Error as e:  # the csv module's own complaints (a field over field_size_limit, ...)
+        raise RewardsmithError(f"{src.path}:{reader.line_num}: not readable as CSV ({e})") from None
 
 
 def _iter_parquet(path: str) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardsmith.data import files, filters, objectives
-from rewardsmith.data.common import BadRow, RowContext, normalize_language
+from rewardsmith.data.common import BadRow, RowContext, check_pair, normalize_language
 from rewardsmith.data.formats import FORMATS, Format, check_columns, detect, get_format
 from rewardsmith.data.mojibake import find_mojibake, has_replacement_char
 from rewardsmith.data.record import PreferencePair
@@ -48,6 +48,7 @@ def load_pairs(
     language: str | None = None,
     objective: str | None = None,
     labeler: str | None = None,
+    keep_partial: bool = False,
 ) -> LoadResult:
     """Read preference pairs from a file, folder, glob, Hugging Face dataset id or saved dataset folder.
 
@@ -61,6 +62,10 @@ def load_pairs(
     objective: what the labels judged (`objectives.OBJECTIVES`), for pairs whose format and rows
               do not say; known datasets set their own (hh-rlhf by subset, KUDGE correctness, ...).
     labeler:  who labelled them ("human" | "llm-judge"), likewise for pairs that do not say.
+    keep_partial: a .gz file whose stream breaks (cut short, corrupt) gives the rows before the
+              break, and the break is counted ("file cut short"); without it, it is an error.
+    Pairs with an empty or whitespace-only response, or the same response on both sides, are
+    dropped and counted ("empty response", "chosen == rejected") whatever the format.
     Returns LoadResult(pairs, report). Raises RewardsmithError for a source that is wrong as a
     whole (missing, unreadable, not UTF-8, missing columns) with the fix in the message.
     """
@@ -99,7 +104,7 @@ def load_pairs(
     sources = _merge_companions(sources, report)
     for src in sources:
         before = report.dropped.copy()
-        got = _read_source(src, fmt, columns, lang, name, report)
+        got = _read_source(src, fmt, columns, lang, name, report, keep_partial)
         if got:
             use = FORMATS[report.files[src.name]]
             objectives.label(got, use.objective, use.labeler or labeler, default=objective)
@@ -142,9 +147,9 @@ def _names(src: files.Source, fmt: Format, name: str | None) -> tuple[str, str |
 
 def _read_source(
     src: files.Source, fmt: Format | None, columns: Mapping[str, str] | None, lang: str | None,
-    name: str | None, report: DropReport,
+    name: str | None, report: DropReport, keep_partial: bool,
 ) -> list[PreferencePair]:
-    rows = files.iter_rows(src, report)
+    rows = files.iter_rows(src, report, keep_partial)
     # The format is told by the first JSON row; lines before it that are not JSON are kept for the
     # reader (a raw-line format) or dropped as invalid JSON, not used to guess.
     head: list[tuple[str, dict]] = []
@@ -180,7 +185,8 @@ def _read_source(
             else:
                 good.append((where, row))
         ctx = RowContext(src.name, 0, source_name, subset, default_lang)
-        out.extend(use.read(good, ctx, report))
+        for pair in use.read(good, ctx, report):  # pairs built from several rows: named by id
+            _keep_usable(pair, f"{src.name}: {pair.id}", out, report)
         return out
     for index, (where, row) in enumerate(all_rows()):
         if "__line__" in row and use.name not in RAW_LINES:
@@ -188,12 +194,23 @@ def _read_source(
             continue
         ctx = RowContext(where, index, source_name, subset, default_lang)
         try:
-            out.extend(use.read(row, ctx, report))
+            for pair in use.read(row, ctx, report):
+                _keep_usable(pair, where, out, report)
         except BadRow as e:
             report.drop(e.reason, where, e.detail)
         except KeyError as e:
             report.drop("missing field", where, f"no column {e.args[0]!r}")
     return out
+
+
+def _keep_usable(pair: PreferencePair, where: str, out: list[PreferencePair], report: DropReport) -> None:
+    """Append a pair that can teach something; count one that cannot (common.check_pair)."""
+    try:
+        check_pair(pair)
+    except BadRow as e:
+        report.drop(e.reason, where, e.detail)
+        return
+    out.append(pair)
 
 
 # Reasons that mean the file's layout, not a row, is wrong when every row fails with them.

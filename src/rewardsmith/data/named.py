@@ -183,6 +183,8 @@ def read_square(rows: list[tuple[str, dict[str, Any]]], ctx: RowContext, report:
     by_question: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for where, row in rows:
         try:
+            if "acceptable?" not in row:  # this reader takes all rows at once: the loader's KeyError catch is not around it
+                raise BadRow("missing field", "no column 'acceptable?'")
             label = _int(row["acceptable?"], "acceptable?")
             if label not in (0, 1):
                 raise BadRow("value out of range", f"acceptable? is {label}, expected 0 or 1")
@@ -235,7 +237,8 @@ def _square_votes(row: dict[str, Any]) -> tuple[int, int] | None:
 
 
 def _short_hash(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
+    # surrogatepass: a lone surrogate must not crash the reader; the loader drops such pairs (common.check_pair)
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:10]
 
 
 # --- KUDGE (guijinSON/kudge) ----------------------------------------------------------------------

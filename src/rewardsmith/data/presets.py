@@ -73,7 +73,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            language="ko", source_name="ko-ultrafeedback-binarized", objective="general", labeler="llm-judge"),
     Preset("hh-rlhf", "Anthropic hh-rlhf, one subset per file (harmless-base, helpful-base, ...)",
            "Anthropic/hh-rlhf", "**/*test*.jsonl*", "hh-rlhf", "test", (),
-           "Anthropic hh-rlhf test split: 8,552 pairs (2,312 / 2,354 / 1,137 / 2,749)", 8552),
+           # 47 of the 8,552 have an empty answer or the same answer twice: dropped and counted (issue 27)
+           "Anthropic hh-rlhf test split: 8,552 pairs (2,312 / 2,354 / 1,137 / 2,749)", 8505),
     Preset("square", "naver-ai SQuARe OOD responses: acceptable vs not-acceptable pairs per question (safety)",
            None, "**/response_test_ood*.json", "square", None, (),
            "naver-ai/korean-safety-benchmarks data/SQuARe (GitHub; not on the hub)", 107),

@@ -20,11 +20,10 @@ def save_pairs(pairs: list[PreferencePair], path: str | Path) -> Path:
     name = path.name.lower()
     path.parent.mkdir(parents=True, exist_ok=True)
     if name.endswith((".jsonl", ".jsonl.gz")):
-        text = "".join(p.to_json() + "\n" for p in pairs)
-        if name.endswith(".gz"):
-            path.write_bytes(gzip.compress(text.encode("utf-8")))
-        else:
-            path.write_text(text, encoding="utf-8")
+        # backslashreplace: a lone surrogate (kept in label_info, say) becomes the JSON escape "\ud800"
+        # it was read from, instead of failing the write; surrogates only occur inside JSON strings.
+        raw = "".join(p.to_json() + "\n" for p in pairs).encode("utf-8", "backslashreplace")
+        path.write_bytes(gzip.compress(raw) if name.endswith(".gz") else raw)
         return path
     if name.endswith(".parquet"):
         import pyarrow as pa

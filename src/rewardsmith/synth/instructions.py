@@ -11,7 +11,6 @@ near-copies by character-trigram Jaccard similarity, which needs no word segment
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import unicodedata
@@ -21,6 +20,8 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
+from rewardsmith.data import textfile
+from rewardsmith.data.files import parse_line
 from rewardsmith.errors import RewardsmithError
 from rewardsmith.judge import prompts
 from rewardsmith.judge.backends import Completion, Request
@@ -88,23 +89,25 @@ def seed_instructions(languages: Sequence[str]) -> list[Instruction]:
         if not path.is_file():
             raise RewardsmithError(f"no shipped seed instructions for language {lang!r}; use one of ja, ko, en "
                                    "or pass your own with --instructions FILE.jsonl")
-        out += _read_jsonl(path.read_text(encoding="utf-8"), f"seed-{lang}.jsonl", "seed", lang)
+        with resources.as_file(path) as file:
+            out += _read_jsonl(file, f"seed-{lang}.jsonl", "seed", lang)
     return out
 
 
-def _read_jsonl(text: str, name: str, source: str, default_language: str | None) -> list[Instruction]:
+def _read_jsonl(path: Path, name: str, source: str, default_language: str | None) -> list[Instruction]:
+    """Instructions of a JSONL file, opened as every data file is (data.textfile: gzip, BOM, CRLF,
+    lines split at "\n" only, so a U+2028 inside an instruction does not split it)."""
     out = []
-    for n, line in enumerate(text.splitlines(), start=1):
+    for n, line in textfile.iter_lines(path):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise RewardsmithError(f"{name} line {n}: invalid JSON ({e.msg}); expected "
-                                   '{"instruction": "...", "language": "ja"}') from None
+        row, error = parse_line(line)
+        if error or not isinstance(row, dict):
+            raise RewardsmithError(f"{name} line {n}: {'invalid JSON (' + error + ')' if error else 'not an object'}"
+                                   '; expected {"instruction": "...", "language": "ja"}')
         text_ = row.get("instruction") or row.get("prompt")
         lang = row.get("language") or default_language
-        if not isinstance(text_, str) or not text_.strip() or not lang:
+        if not isinstance(text_, str) or not text_.strip() or not isinstance(lang, str) or not lang:
             raise RewardsmithError(f"{name} line {n}: needs a non-empty string field 'instruction' (or 'prompt') "
                                    "and a 'language' (e.g. \"ja\")")
         out.append(Instruction(str(row.get("id") or f"{source}/{lang}/{n}"), lang, text_.strip(), source))
@@ -116,8 +119,8 @@ def load_instructions(sources: Sequence[str], languages: Sequence[str]) -> list[
     out: list[Instruction] = []
     for source in sources:
         path = Path(source)
-        if path.suffix == ".jsonl" and path.is_file():
-            rows = _read_jsonl(path.read_text(encoding="utf-8"), str(path), path.stem, None)
+        if path.name.lower().endswith((".jsonl", ".jsonl.gz")) and path.is_file():
+            rows = _read_jsonl(path, str(path), path.name.split(".")[0], None)
         else:
             from rewardsmith.data import load_pairs  # lazy: any format the data layer reads
 

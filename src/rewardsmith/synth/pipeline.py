@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from rewardsmith.data.files import iter_jsonl
 from rewardsmith.errors import RewardsmithError, is_disk_full
 from rewardsmith.judge.cache import Cache, Client
 
@@ -141,7 +142,9 @@ def _write_whole(path: Path, chunks: Iterable[str]) -> None:
 def _read_jsonl(path: Path, stage: str) -> list[dict]:
     if not path.is_file():
         raise RewardsmithError(f"{path} is missing: run `rewardsmith synth {stage} --out {path.parent}` first")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    # iter_jsonl, not str.splitlines(): the texts are written with ensure_ascii=False, so a U+2028 in a
+    # response stays a raw character that splitlines() would cut the row at.
+    return [row for _, row in iter_jsonl(path)]
 
 
 class _Clients:
