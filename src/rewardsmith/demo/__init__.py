@@ -154,7 +154,6 @@ def run_demo(config: DemoConfig) -> dict:
 
     steps.start("Real preference data: where it comes from, split by prompt into train and held-out test")
     data = _real_data(config, out / "data")
-    results["data"] = data.origin
     steps.done()
 
     steps.start("Synthesise pseudo-preference pairs with an LLM judge (the Japanese card's data recipe)")
@@ -163,6 +162,7 @@ def run_demo(config: DemoConfig) -> dict:
     results["synth_report"] = str(synth / "report.json")
     if data is None:
         data = _own_pairs(synth / "pairs.jsonl", out / "data")
+    results["data"] = data.origin
     steps.done()
 
     auto_steps, precision = default_train_steps()
