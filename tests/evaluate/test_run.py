@@ -37,10 +37,17 @@ def make_pairs() -> list[PreferencePair]:
                 pairs.append(PreferencePair(id=f"{lang}-{i}-{subset}", prompt=[{"role": "user", "content": q}],
                                             chosen=good if subset == "alpha" else good + " " + good, rejected=bad,
                                             language=lang, source="fixture", subset=subset))
-    # One pair with identical answers in both sides: a guaranteed tie for any reward model.
+    # Two answers of the same length: a tie for the length rules and for a judge that says so.
     pairs.append(PreferencePair(id="tie", prompt=[{"role": "user", "content": "Same?"}], chosen="Same.",
-                                rejected="Same.", language="en", source="fixture", subset="alpha"))
+                                rejected="Sane.", language="en", source="fixture", subset="alpha"))
+    # Identical answers on both sides, as real benchmarks hold: the loader drops and counts it.
+    pairs.append(PreferencePair(id="dup", prompt=[{"role": "user", "content": "Dup?"}], chosen="Dup.",
+                                rejected="Dup.", language="en", source="fixture", subset="alpha"))
     return pairs
+
+
+def kept_pairs() -> list[PreferencePair]:
+    return [p for p in make_pairs() if p.id != "dup"]
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +79,8 @@ def test_cli_writes_table_and_self_contained_html(tmp_path, pairs_file, reward_m
                  "accuracy.png", "calibration.png", "length_bias.png", "rewards.png"):
         assert (out / name).stat().st_size > 0, name
     res = json.loads((out / "results.json").read_text())
-    n = len(make_pairs())
+    n = len(kept_pairs())
+    assert res["datasets"][0]["dropped_by_reason"] == {"chosen == rejected": 1}
     # Two models: the length baselines count characters; both are rows of every table.
     longer, shorter = "longer wins (characters)", "shorter wins (characters)"
     assert set(res["table"]) == {"enc", "dec", longer, shorter}
@@ -88,7 +96,7 @@ def test_cli_writes_table_and_self_contained_html(tmp_path, pairs_file, reward_m
         assert v["beats"] == (v["ci_low"] > 0)
     for row in (res["table"]["enc"], res["table"]["dec"]):
         cell = row["mini"]
-        assert cell["n"] == n and cell["ties"] >= 1  # the identical-answers pair is a tie, not a win
+        assert cell["n"] == n
         assert cell["ci_low"] <= cell["accuracy"] <= cell["ci_high"]
         assert cell["accuracy"] == pytest.approx(cell["wins"] / n)
     groups = {(c["model"], c["group"]) for c in res["breakdown"]}
@@ -219,7 +227,7 @@ def test_limit_takes_a_seeded_sample(tmp_path, pairs_file):
     b = load_dataset(parse_dataset(str(pairs_file)), limit=5, seed=1)
     c = load_dataset(parse_dataset(str(pairs_file)), limit=5, seed=2)
     assert [p.id for p in a.pairs] == [p.id for p in b.pairs] and len(a.pairs) == 5
-    assert a.sampled_from == len(make_pairs())
+    assert a.sampled_from == len(kept_pairs()) and a.dropped_by_reason == {"chosen == rejected": 1}
     assert [p.id for p in a.pairs] != [p.id for p in c.pairs]
     # The sample depends on pair ids, not on the order the file lists them in.
     shuffled = make_pairs()
@@ -263,12 +271,12 @@ def test_cli_judge_row_through_the_judge_backends(tmp_path, pairs_file, reward_m
     res = json.loads((tmp_path / "a" / "results.json").read_text())
     judge = next(m for m in res["models"] if m["kind"] == "judge")
     cell = res["table"][judge["name"]]["mini"]
-    n = len(make_pairs())
+    n = len(kept_pairs())
     # Two egg pairs judged right in both orders; the "Same?" pair fails (not a win, not a tie);
     # every other pair is an explicit tie.
     assert (cell["n"], cell["wins"], cell["ties"]) == (n, 2, n - 3)
-    # Both orders of every pair, except the "Same?" pair whose two orders are one identical request.
-    assert judge["failures"] == 1 and judge["order_flips"] == 0 and judge["requests"]["sent"] == 2 * n - 1
+    # Both orders of every pair (the identical-answers pair, one request in both orders, was dropped).
+    assert judge["failures"] == 1 and judge["order_flips"] == 0 and judge["requests"]["sent"] == 2 * n
     assert main([*argv, "--out", str(tmp_path / "b")]) == 0  # rerun: every judge reply from the cache
     again = json.loads((tmp_path / "b" / "results.json").read_text())
     assert next(m for m in again["models"] if m["kind"] == "judge")["requests"]["sent"] == 0
