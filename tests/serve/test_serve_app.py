@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 
 import httpx
 import pytest
@@ -278,6 +279,8 @@ def test_health_metrics_and_docs(decoder):
     assert metrics.headers["content-type"].startswith("text/plain")
     assert 'rewardsmith_requests_total{endpoint="/score",status="200"}' in metrics.text
     assert "rewardsmith_batch_items_bucket" in metrics.text
+    if sys.platform == "linux":  # the process's memory, to watch the heap's growth under load
+        assert _count(metrics.text, "process_resident_memory_bytes") > 50e6
 
 
 def _count(metrics: str, name: str) -> float:

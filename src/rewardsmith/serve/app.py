@@ -119,9 +119,11 @@ class _Metrics:
     """Prometheus series in a registry of their own (several apps can live in one process)."""
 
     def __init__(self, batcher_pending) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
         self.registry = CollectorRegistry()
+        # process_resident_memory_bytes and friends: the heap grows under mixed shapes (docs/benchmarks.md)
+        ProcessCollector(registry=self.registry)
         self.requests = Counter("rewardsmith_requests", "HTTP requests by endpoint and status code",
                                 ["endpoint", "status"], registry=self.registry)
         self.latency = Histogram("rewardsmith_request_seconds", "Request latency by endpoint", ["endpoint"],
