@@ -104,13 +104,11 @@ LOCAL: tuple[Source, ...] = (
 def local_data(root: Path, out: Path, sources: tuple[Source, ...] = LOCAL, test_per_source: int | None = None
                ) -> DemoData:
     """Each source split by prompt (TEST_FRACTION of its prompts held out), sampled, written to `out`."""
-    from rewardsmith.train.data import prompt_hash, sample
+    from rewardsmith.train.data import sample, split_by_prompt
 
     data = DemoData("local", {}, {})
     for src in sources:
-        pairs = src.load(root)
-        test = [p for p in pairs if prompt_hash(p.prompt, SEED) < TEST_FRACTION]
-        train = [p for p in pairs if prompt_hash(p.prompt, SEED) >= TEST_FRACTION]
+        train, test = split_by_prompt(src.load(root), TEST_FRACTION, SEED)
         _write(data, src, sample(train, src.train, SEED), sample(test, test_per_source or src.test, SEED), out)
     return data
 
