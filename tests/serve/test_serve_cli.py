@@ -5,7 +5,6 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,11 +13,11 @@ import httpx
 import pytest
 from rewardsmith.cli import main
 
+from tests.ports import free_port
+
 
 def test_serve_command_runs_the_server_and_drains_on_sigterm(decoder_rm_dir, tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log = tmp_path / "server.log"
     env = {**os.environ, "REWARDSMITH_API_KEY": "k3y"}  # the key from the environment, not argv
     # --max-wait-ms 1500: a lone request waits 1.5 s in the batcher, so it is in flight at SIGTERM.

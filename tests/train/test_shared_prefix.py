@@ -7,6 +7,7 @@ from rewardsmith.loss import bradley_terry_loss
 from rewardsmith.models import init_reward_model
 from rewardsmith.train.data import EncodedPair, make_batch
 from rewardsmith.train.loop import RewardModule
+from tests.ports import free_port
 from tests.tiny_models import tiny_decoder
 
 
@@ -218,7 +219,7 @@ def test_two_processes_on_gloo_train_a_shared_prefix_as_one_process(tmp_path, ti
     logs = {}
     for world in (1, 2):
         launch = (["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                   "--mixed_precision", "no", "--dynamo_backend", "no"] if world == 2 else [])
+                   "--main_process_port", str(free_port()), "--mixed_precision", "no", "--dynamo_backend", "no"] if world == 2 else [])
         run = subprocess.run([sys.executable, *launch, "-m", "rewardsmith", "train", "--config", str(tmp_path / "c.yaml"),
                               "--output_dir", str(tmp_path / str(world)), "--no-progress"],
                              env=_env(), capture_output=True, text=True, timeout=900)
@@ -242,7 +243,8 @@ def test_fsdp2_cannot_train_a_shared_prefix_so_the_trainer_detects_it(tiny_decod
     from pathlib import Path
 
     script = Path(__file__).with_name("fsdp2_shared_prefix.py")
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script),
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          "--master_port", str(free_port()), str(script),
                           str(tiny_decoder_dir)], env=_env(), capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
     results = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]

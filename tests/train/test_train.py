@@ -22,6 +22,7 @@ import yaml
 from safetensors.torch import load_file
 
 from rewardsmith.cli import main
+from tests.ports import free_port
 
 sys.path.insert(0, str(Path(__file__).parent))
 import synthetic  # noqa: E402
@@ -222,7 +223,7 @@ def test_two_processes_on_gloo_match_one_process(tmp_path, tiny_encoder_dir):
     # On a CPU-only machine `--multi_gpu` is accelerate's switch for "several processes" (torchrun);
     # the trainer then picks gloo (see loop.train). `--cpu` alone would start one process.
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "--num_machines", "1", "--main_process_port", str(free_port()), "--mixed_precision", "no", "--dynamo_backend", "no",
               "-m", "rewardsmith", "train", "--config", str(config), "--output_dir", str(tmp_path / "two"),
               "--no-progress", "--no-probes"]
     two = subprocess.run(launch, env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=900)
