@@ -7,7 +7,7 @@ from rewardsmith.loss import bradley_terry_loss
 from rewardsmith.models import init_reward_model
 from rewardsmith.train.data import EncodedPair, make_batch
 from rewardsmith.train.loop import RewardModule
-from tests.ports import free_port
+from tests.ports import free_port, run_distributed
 from tests.tiny_models import tiny_decoder
 
 
@@ -205,7 +205,6 @@ def _env():
 def test_two_processes_on_gloo_train_a_shared_prefix_as_one_process(tmp_path, tiny_decoder_dir):
     """DDP: the backbone runs twice (prefixes, then responses) before one backward; gradients are
     all-reduced once, so 2 processes end at the 1-process weights."""
-    import subprocess
     import sys
 
     import yaml
@@ -220,7 +219,7 @@ def test_two_processes_on_gloo_train_a_shared_prefix_as_one_process(tmp_path, ti
     for world in (1, 2):
         launch = (["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                    "--main_process_port", str(free_port()), "--mixed_precision", "no", "--dynamo_backend", "no"] if world == 2 else [])
-        run = subprocess.run([sys.executable, *launch, "-m", "rewardsmith", "train", "--config", str(tmp_path / "c.yaml"),
+        run = run_distributed([sys.executable, *launch, "-m", "rewardsmith", "train", "--config", str(tmp_path / "c.yaml"),
                               "--output_dir", str(tmp_path / str(world)), "--no-progress"],
                              env=_env(), capture_output=True, text=True, timeout=900)
         logs[world] = run.stdout + run.stderr
@@ -238,12 +237,11 @@ def test_fsdp2_cannot_train_a_shared_prefix_so_the_trainer_detects_it(tiny_decod
     backward on the shared one; shards_parameters names the wrapper, so the trainer falls back.
     If a torch release makes the shared layout train, this fails: let the trainer share again."""
     import json
-    import subprocess
     import sys
     from pathlib import Path
 
     script = Path(__file__).with_name("fsdp2_shared_prefix.py")
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+    run = run_distributed([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                           "--master_port", str(free_port()), str(script),
                           str(tiny_decoder_dir)], env=_env(), capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr

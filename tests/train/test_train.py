@@ -22,7 +22,7 @@ import yaml
 from safetensors.torch import load_file
 
 from rewardsmith.cli import main
-from tests.ports import free_port
+from tests.ports import free_port, run_distributed
 
 sys.path.insert(0, str(Path(__file__).parent))
 import synthetic  # noqa: E402
@@ -226,7 +226,7 @@ def test_two_processes_on_gloo_match_one_process(tmp_path, tiny_encoder_dir):
               "--num_machines", "1", "--main_process_port", str(free_port()), "--mixed_precision", "no", "--dynamo_backend", "no",
               "-m", "rewardsmith", "train", "--config", str(config), "--output_dir", str(tmp_path / "two"),
               "--no-progress", "--no-probes"]
-    two = subprocess.run(launch, env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=900)
+    two = run_distributed(launch, env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert two.returncode == 0, two.stdout + two.stderr
     assert "2 processes x 2 micro-batches" in two.stdout + two.stderr
     log = one.communicate(timeout=900)[0]
