@@ -3,18 +3,22 @@
 Not a test: a measurement. Each trainer runs in its own subprocess (so peak memory is its own),
 on the same encoded pairs (rewardsmith's input format, handed to TRL as `chosen_ids` /
 `rejected_ids`), the same trainable parameters (frozen embeddings + bottom layers, as the
-CPU recipe), the same AdamW parameter groups (head_lr included), lr schedule and bf16 autocast. Both final models are scored on the same
-held-out pairs by the same function. Printed: training tokens/s (real tokens, padding
-excluded), peak RSS, share of computed tokens that were padding, held-out accuracy, and ratios.
+CPU recipe), the same AdamW parameter groups (head_lr included), lr schedule and bf16 autocast.
+Both final models are scored on the same held-out pairs by the same function. Each runs on the
+malloc its own command would: rewardsmith under jemalloc when it is installed (rewardsmith.allocator),
+TRL on the system's (--trl-jemalloc: jemalloc too). Printed: the malloc, training tokens/s (real
+tokens, padding excluded), peak RSS, share of computed tokens that were padding, held-out
+accuracy, and ratios.
 
-    python benchmarks/train_vs_trl.py --steps 30            # ~5 min on 2 idle cores
-    python benchmarks/train_vs_trl.py --steps 287           # the recipe's whole epoch, ~18 min
+    python benchmarks/train_vs_trl.py --steps 30            # a few minutes on 2 idle cores
+    python benchmarks/train_vs_trl.py --steps 275           # the small recipe's whole epoch
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -126,23 +130,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(ROOT / "configs" / "e5-small-cpu.yaml"))
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--trl-jemalloc", action="store_true",
+                        help="run TRL under jemalloc too (by default each runs as its command would: rewardsmith "
+                             "under jemalloc when it is installed, TRL on the system's malloc)")
     parser.add_argument("--only", choices=["rewardsmith", "trl"], help=argparse.SUPPRESS)  # the child mode
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    from rewardsmith import allocator
+
     if args.only:
         run = run_rewardsmith if args.only == "rewardsmith" else run_trl
         result = run(args, Path(args.out))
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["malloc"] = allocator.active().split(" (")[0]
         print("RESULT " + json.dumps(result))
         return
 
     print(machine_line())
     results = {}
+    # The malloc `rewardsmith train` itself would run on (rewardsmith.allocator): jemalloc when installed.
+    jemalloc = allocator.plan(["train"], os.environ, sys.platform, allocator.find_jemalloc()) or dict(os.environ)
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("rewardsmith", "trl"):
             cmd = [sys.executable, __file__, "--only", name, "--config", args.config, "--steps", str(args.steps),
                    "--out", str(Path(tmp) / name)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+            env = jemalloc if name == "rewardsmith" or args.trl_jemalloc else None
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
             line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
             if proc.returncode or not line:
                 sys.exit(f"{name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -151,10 +164,10 @@ def main() -> None:
     for r in results.values():
         r["accuracy"] = sum(r["correct"]) / len(r["correct"])
     print(f"{args.steps} steps of {Path(args.config).name}, held-out pairs: {len(rs['correct'])}")
-    print("| trainer | tokens/s | peak RSS MB | padding | held-out accuracy | train s |")
-    print("|---|---|---|---|---|---|")
+    print("| trainer | malloc | tokens/s | peak RSS MB | padding | held-out accuracy | train s |")
+    print("|---|---|---|---|---|---|---|")
     for name, r in results.items():
-        print(f"| {name} | {r['tokens_per_second']:.0f} | {r['peak_rss_mb']:.0f} | {100 * r['padding_fraction']:.1f}% "
+        print(f"| {name} | {r['malloc']} | {r['tokens_per_second']:.0f} | {r['peak_rss_mb']:.0f} | {100 * r['padding_fraction']:.1f}% "
               f"| {r['accuracy']:.3f} | {r['train_seconds']:.0f} |")
     print(f"ratios rewardsmith/TRL: tokens/s {rs['tokens_per_second'] / trl['tokens_per_second']:.2f}x, "
           f"peak memory {rs['peak_rss_mb'] / trl['peak_rss_mb']:.2f}x, "

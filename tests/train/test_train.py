@@ -251,3 +251,19 @@ def test_runs_with_different_precisions_in_one_process(tmp_path, tiny_encoder_di
         config = _config(tmp_path / precision, tiny_encoder_dir, max_steps=2, precision=precision)
         assert main(["train", "--config", str(config), "--no-progress", "--no-probes"]) == 0
         assert (tmp_path / precision / "out" / "rewardsmith.json").exists()
+
+
+def test_the_command_trains_under_jemalloc_when_it_is_installed(tmp_path, tiny_encoder_dir):
+    """The console entry point re-runs `train` under jemalloc (rewardsmith.allocator) when the library
+    is on the machine, and says which malloc it runs on; REWARDSMITH_ALLOCATOR=system keeps glibc's."""
+    from rewardsmith.allocator import find_jemalloc
+
+    config = _config(tmp_path, tiny_encoder_dir, max_steps=2)
+    env = {k: v for k, v in _env().items() if k not in ("LD_PRELOAD", "REWARDSMITH_ALLOCATOR")}
+    log = _run(["--config", str(config)], env).communicate(timeout=600)[0]
+    library = find_jemalloc()
+    expected = f"allocator: jemalloc ({library})" if library else "allocator: glibc malloc (install libjemalloc2"
+    assert expected in log, log
+    log = _run(["--config", str(config), "--output_dir", str(tmp_path / "system")],
+               dict(env, REWARDSMITH_ALLOCATOR="system")).communicate(timeout=600)[0]
+    assert "allocator: glibc malloc" in log and "allocator: jemalloc" not in log, log

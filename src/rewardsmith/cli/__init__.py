@@ -62,6 +62,19 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def entry() -> None:
+    """The `rewardsmith` console script and `python -m rewardsmith`: `main()`, after switching a
+    long-running command to jemalloc when it is installed (rewardsmith.allocator)."""
+    from rewardsmith.allocator import run_under_jemalloc
+
+    try:
+        run_under_jemalloc(sys.argv[1:])
+    except RewardsmithError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main())
+
+
 def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     parser = build_parser()

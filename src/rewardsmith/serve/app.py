@@ -40,7 +40,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException
 
-from rewardsmith import __version__
+from rewardsmith import __version__, allocator
 from rewardsmith.errors import RewardsmithError
 from rewardsmith.score import preference_probability
 from rewardsmith.serve import schemas
@@ -223,6 +223,7 @@ def create_app(rm: "RewardModel", config: ServeConfig | None = None, *, name: st
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        log.info("allocator: %s", allocator.active())
         if config.compile:  # compile now, not on the first request (minutes: it would time out)
             log.info("compiling the forward pass (once; the port opens when done)")
             await asyncio.to_thread(scorer.score, [([{"role": "user", "content": "warm-up"}], "ok")])

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from rewardsmith import allocator
 from rewardsmith.errors import RewardsmithError, is_disk_full
 from rewardsmith.models.loading import is_causal_decoder
 from rewardsmith.train.config import TrainConfig
@@ -159,6 +160,7 @@ def _train(config: TrainConfig, *, resume: bool, progress: bool) -> TrainResult:
                  "%.1fM of %.1fM parameters trainable, precision %s", config.model, total_steps, config.batch_size,
                  world, accum, config.micro_batch_size, n_trainable / 1e6, n_total / 1e6,
                  accelerator.mixed_precision)
+        log.info("allocator: %s", allocator.active())
 
     # ---------------------------------------------------------------- loop
     # Right padding everywhere: encoders read [CLS] at 0; decoders pool the last real token by mask.
