@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             rss_start = rss_mb(server.pid)
             malloc = next((line.split("allocator: ", 1)[1] for line in (Path(tmp) / "server.log").read_text().splitlines()
                            if "allocator: " in line), "not logged")
-            print(f"server malloc: {malloc} (REWARDSMITH_ALLOCATOR=system: the system's)")
+            print(f"server malloc: {malloc} (REWARDSMITH_ALLOCATOR={os.environ.get('REWARDSMITH_ALLOCATOR', 'auto')})")
             print(f"model {name}; {len(items)} texts from {source}; {args.clients} clients, "
                   f"{args.invalid_fraction:.0%} invalid, {args.duration:g} s; server RSS after warm-up "
                   f"{rss_start:.0f} MB", flush=True)

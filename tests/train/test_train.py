@@ -70,8 +70,14 @@ def test_training_lowers_the_loss_and_changes_every_trainable_tensor(tmp_path, t
     for g in groups.values():
         assert g["vs_length"]["longer_wins"] == 1.0 and g["vs_length"]["shorter_wins"] == 0.0
         assert g["vs_length"]["baseline"] == "longer wins" and not g["vs_length"]["beats"]
+        # and no pair where the chosen answer is the shorter one to show more than length with
+        assert g["length_bias"]["n_chosen_longer"] == g["n"] and g["length_bias"]["n_chosen_shorter"] == 0
+        assert g["length_bias"]["acc_chosen_longer"] == g["accuracy"]
     printed = capsys.readouterr().out
     assert "| ko/helpfulness/human |" in printed and "† not above the better length baseline" in printed
+    ko = next(line for line in printed.splitlines() if line.startswith("| ko/helpfulness/human |"))
+    n_ko = groups["ko/helpfulness/human"]["n"]
+    assert ko.endswith(f"| {groups['ko/helpfulness/human']['accuracy']:.3f} ({n_ko}) | – |"), ko
     # The probe suite ran on the saved model in its three languages.
     assert "probe suite" in printed and "| refusal |" in printed
     probes = json.loads((out / "probes.json").read_text())

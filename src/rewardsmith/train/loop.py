@@ -381,11 +381,13 @@ def _accuracy(chosen, rejected) -> dict:
 
 
 def _versus_length(chosen, rejected, lengths) -> dict:
-    from rewardsmith.metrics import outcomes_from_scores, versus_length
+    """The length rules on the same pairs, and the model's accuracy where the chosen answer is the
+    longer / the shorter one: above 0.5 on the second is what a length rule cannot do."""
+    from rewardsmith.metrics import length_bias, outcomes_from_scores, versus_length
 
-    out = versus_length(outcomes_from_scores(chosen.numpy(), rejected.numpy()), lengths[:, 0].numpy(),
-                        lengths[:, 1].numpy())
-    return {"vs_length": out}
+    outcomes = outcomes_from_scores(chosen.numpy(), rejected.numpy())
+    lc, lr = lengths[:, 0].numpy(), lengths[:, 1].numpy()
+    return {"vs_length": versus_length(outcomes, lc, lr), "length_bias": length_bias(outcomes, lc, lr).to_dict()}
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
