@@ -20,7 +20,7 @@ LLAMA_WHEELS := $(HOME)/.cache/rewardsmith/wheels/llama-$(LLAMA_KEY)
 # New flags or version -> a new stamp -> rebuilt.
 LLAMA_STAMP := $(VENV)/.llama-cpp-$(LLAMA_KEY)
 
-.PHONY: demo test test-fast test-recipe install llama clean docs
+.PHONY: demo test test-fast test-recipe install llama jemalloc clean docs
 
 # The venv is rebuilt only when the pins or the package metadata change.
 $(STAMP): requirements.lock pyproject.toml
@@ -41,6 +41,17 @@ $(LLAMA_STAMP): $(STAMP)
 
 install: $(STAMP)
 
+# jemalloc keeps training's and the server's memory from growing with every new batch shape
+# (docs/training.md, "Memory on the CPU"); `rewardsmith train|demo|serve` use it when it is
+# installed. The suite runs on it where it can be had, as the benchmarks do: as root with apt
+# (CI, these machines) it is installed; anywhere else this only says how, and never fails.
+jemalloc:
+	@ldconfig -p 2>/dev/null | grep -q libjemalloc.so.2 \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	       && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libjemalloc2 >/dev/null 2>&1 \
+	       && echo "installed libjemalloc2 (apt)"; } \
+	  || echo "jemalloc is not installed: the suite runs on the system's malloc (apt install libjemalloc2 to use it)"
+
 llama: $(LLAMA_STAMP)
 
 demo: $(STAMP)
@@ -52,7 +63,7 @@ demo: $(STAMP)
 # with the integration tier first, so the long tests start early and spread over both cores.
 XDIST := -n 2 --dist load --maxschedchunk 1
 
-test: $(STAMP) $(LLAMA_STAMP)
+test: $(STAMP) $(LLAMA_STAMP) jemalloc
 	$(PY) -m pytest -q $(XDIST) -m "not recipe"
 
 test-fast: $(STAMP)

@@ -1,7 +1,7 @@
 """The machine line every benchmark prints first, so a result pasted into docs/benchmarks.md says
 where and on what code it was measured:
 
-    machine: AMD EPYC (Zen 4, family 25 model 17), 2 cores, avx512_bf16 avx512f avx2 | torch 2.13.0, 2 threads | 2026-12-06, commit d682d1b
+    machine: AMD EPYC (Zen 4, family 25 model 17), 2 cores, avx512_bf16 avx512f avx2 | torch 2.13.0, 2 threads | YYYY-MM-DD, commit abc1234
 """
 
 from __future__ import annotations
