@@ -10,10 +10,11 @@ LIB = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 
 def test_a_long_running_command_switches_when_the_library_is_there():
     env = plan(["train", "--config", "x.yaml"], {"PATH": "/bin"}, "linux", LIB)
-    assert env == {"PATH": "/bin", "LD_PRELOAD": LIB, _SWITCHED: LIB}
-    # global options before the command, and an LD_PRELOAD of something else, kept behind ours
-    env = plan(["-v", "serve", "m"], {"LD_PRELOAD": "/opt/libfoo.so"}, "linux", LIB)
-    assert env["LD_PRELOAD"] == f"{LIB}:/opt/libfoo.so"
+    assert env == {"PATH": "/bin", "LD_PRELOAD": LIB, _SWITCHED: LIB, "MALLOC_CONF": "background_thread:true"}
+    # global options before the command, an LD_PRELOAD of something else (kept behind ours), and
+    # the user's own jemalloc settings (kept as they are)
+    env = plan(["-v", "serve", "m"], {"LD_PRELOAD": "/opt/libfoo.so", "MALLOC_CONF": "narenas:2"}, "linux", LIB)
+    assert env["LD_PRELOAD"] == f"{LIB}:/opt/libfoo.so" and env["MALLOC_CONF"] == "narenas:2"
 
 
 @pytest.mark.parametrize("argv, env, platform, library", [

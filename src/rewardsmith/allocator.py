@@ -15,7 +15,8 @@ and only for the long-running commands (LONG_RUNNING).
     REWARDSMITH_ALLOCATOR=jemalloc  jemalloc, or an error naming the package to install
     REWARDSMITH_ALLOCATOR=system    never switch
 
-A user's own LD_PRELOAD of an allocator (tcmalloc, mimalloc, jemalloc) is left alone.
+A user's own LD_PRELOAD of an allocator (tcmalloc, mimalloc, jemalloc) is left alone, and so is
+their MALLOC_CONF; without one, jemalloc purges from a background thread (JEMALLOC_CONF).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ LONG_RUNNING = frozenset({"train", "demo", "serve"})
 # Set in the re-executed process, so that it never tries again (and so tests can tell).
 _SWITCHED = "_REWARDSMITH_ALLOCATOR_SWITCHED"
 _ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc")
+JEMALLOC_CONF = "background_thread:true"
 
 _SEARCH = (
     "{conda}/lib/libjemalloc.so.2", "{conda}/lib/libjemalloc.so",
@@ -77,6 +79,10 @@ def plan(argv: Sequence[str], env: Mapping[str, str], platform: str, library: st
     new = dict(env)
     new["LD_PRELOAD"] = f"{library}:{preload}" if preload else library
     new[_SWITCHED] = library
+    # jemalloc returns freed pages to the OS from its own thread instead of inside malloc/free calls
+    # on the training thread: the recipe's tokens/s came back to glibc's and above at the same peak
+    # RSS (docs/benchmarks.md). A user's own MALLOC_CONF is kept as it is.
+    new.setdefault("MALLOC_CONF", JEMALLOC_CONF)
     return new
 
 
@@ -91,7 +97,7 @@ def run_under_jemalloc(argv: Sequence[str]) -> None:
 
 
 def active() -> str:
-    """The malloc this process runs on, for the log: 'jemalloc (PATH)', or 'glibc malloc' etc."""
+    """The malloc this process runs on, for the log: 'jemalloc (PATH, MALLOC_CONF=...)', 'glibc malloc' etc."""
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
             maps = f.read()
@@ -100,6 +106,8 @@ def active() -> str:
     for line in maps.splitlines():
         path = line.split()[-1] if len(line.split()) >= 6 else ""
         if any(name in os.path.basename(path) for name in _ALLOCATORS):
-            return f"{next(n for n in _ALLOCATORS if n in os.path.basename(path))} ({path})"
+            name = next(n for n in _ALLOCATORS if n in os.path.basename(path))
+            conf = os.environ.get("MALLOC_CONF") if name == "jemalloc" else None
+            return f"{name} ({path}" + (f", MALLOC_CONF={conf})" if conf else ")")
     return "glibc malloc" + ("" if find_jemalloc() else
                              f" (install libjemalloc2 for a lower peak memory; {ENV} in docs/training.md)")

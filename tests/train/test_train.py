@@ -265,10 +265,11 @@ def test_the_command_trains_under_jemalloc_when_it_is_installed(tmp_path, tiny_e
     from rewardsmith.allocator import find_jemalloc
 
     config = _config(tmp_path, tiny_encoder_dir, max_steps=2)
-    env = {k: v for k, v in _env().items() if k not in ("LD_PRELOAD", "REWARDSMITH_ALLOCATOR")}
+    env = {k: v for k, v in _env().items() if k not in ("LD_PRELOAD", "REWARDSMITH_ALLOCATOR", "MALLOC_CONF")}
     log = _run(["--config", str(config)], env).communicate(timeout=600)[0]
     library = find_jemalloc()
-    expected = f"allocator: jemalloc ({library})" if library else "allocator: glibc malloc (install libjemalloc2"
+    expected = (f"allocator: jemalloc ({library}, MALLOC_CONF=background_thread:true)" if library
+                else "allocator: glibc malloc (install libjemalloc2")
     assert expected in log, log
     log = _run(["--config", str(config), "--output_dir", str(tmp_path / "system")],
                dict(env, REWARDSMITH_ALLOCATOR="system")).communicate(timeout=600)[0]
