@@ -44,3 +44,19 @@ def test_the_active_conda_envs_library_comes_first(tmp_path):
     lib = tmp_path / "lib" / "libjemalloc.so.2"
     lib.write_bytes(b"")
     assert find_jemalloc({"CONDA_PREFIX": str(tmp_path)}) == str(lib)
+
+
+def test_a_failed_switch_carries_on_with_a_warning(monkeypatch, capsys):
+    import rewardsmith.allocator as allocator
+
+    def refuse(*_):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(allocator, "find_jemalloc", lambda env=None: LIB)
+    monkeypatch.setattr(allocator.os, "execve", refuse)
+    monkeypatch.setattr(allocator.sys, "platform", "linux")
+    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.delenv(_SWITCHED, raising=False)
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
+    allocator.run_under_jemalloc(["train", "--config", "x.yaml"])  # returns: the command goes on
+    assert "could not switch to jemalloc ([Errno 13] Permission denied)" in capsys.readouterr().err

@@ -93,7 +93,10 @@ def run_under_jemalloc(argv: Sequence[str]) -> None:
     if env is not None:
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execve(sys.executable, [sys.executable, "-m", "rewardsmith", *argv], env)
+        try:
+            os.execve(sys.executable, [sys.executable, "-m", "rewardsmith", *argv], env)
+        except OSError as e:  # an interpreter that cannot be run again (a frozen app): carry on as we are
+            print(f"warning: could not switch to jemalloc ({e}); running on the system's malloc", file=sys.stderr)
 
 
 def active() -> str:
