@@ -37,7 +37,6 @@ JEMALLOC_CONF = "background_thread:true"
 
 _SEARCH = (
     "{conda}/lib/libjemalloc.so.2", "{conda}/lib/libjemalloc.so",
-    "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2",
     "/usr/lib/*-linux-gnu/libjemalloc.so.2", "/usr/lib64/libjemalloc.so.2", "/usr/lib/libjemalloc.so.2",
     "/usr/local/lib/libjemalloc.so.2", "/usr/local/lib/libjemalloc.so",
 )
@@ -107,9 +106,10 @@ def active() -> str:
     except OSError:
         return "the system's malloc"
     for line in maps.splitlines():
-        path = line.split()[-1] if len(line.split()) >= 6 else ""
-        if any(name in os.path.basename(path) for name in _ALLOCATORS):
-            name = next(n for n in _ALLOCATORS if n in os.path.basename(path))
+        fields = line.split()  # address perms offset dev inode [path]
+        path = fields[5] if len(fields) >= 6 else ""
+        name = next((n for n in _ALLOCATORS if n in os.path.basename(path)), None)
+        if name:
             conf = os.environ.get("MALLOC_CONF") if name == "jemalloc" else None
             return f"{name} ({path}" + (f", MALLOC_CONF={conf})" if conf else ")")
     return "glibc malloc" + ("" if find_jemalloc() else
