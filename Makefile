@@ -58,18 +58,19 @@ demo: $(STAMP)
 	$(VENV)/bin/rewardsmith demo
 
 # Tiers (markers in pyproject.toml, tests/conftest.py): `make test-fast` while editing, `make test`
-# before a commit, `make test-recipe` when training or the recipe changes; CI runs the last two.
-# Two pytest-xdist workers, one torch thread each, tests handed out one by one (--maxschedchunk 1)
-# with the integration tier first, so the long tests start early and spread over both cores.
+# (the whole suite; all CI runs) before a commit, `make test-recipe` alone when training or the recipe
+# changes. Two pytest-xdist workers, one torch thread each, tests handed out one by one
+# (--maxschedchunk 1) with the integration tier first, so the long tests start early and spread over
+# both cores; then the recipe tier, one process on every core (its runs train real models for minutes).
 XDIST := -n 2 --dist load --maxschedchunk 1
 
 test: $(STAMP) $(LLAMA_STAMP) jemalloc
 	$(PY) -m pytest -q $(XDIST) -m "not recipe"
+	$(PY) -m pytest -q -m recipe
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q $(XDIST) -m "not integration and not recipe"
 
-# One process on every core: the recipe trains a real model for minutes.
 test-recipe: $(STAMP)
 	$(PY) -m pytest -q -m recipe
 

@@ -1,8 +1,9 @@
 """Shared fixtures: tiny in-process models, and the path to ../shared/data when present.
 
-How the suite is run (Makefile): `make test` runs every test but the `recipe` tier on two
-pytest-xdist workers; `make test-fast` leaves out the `integration` tier too; `make test-recipe`
-runs the `recipe` tier alone, on every core; CI runs `make test` and `make test-recipe`. A new
+How the suite is run (Makefile): `make test` runs every test, all but the `recipe` tier on two
+pytest-xdist workers, then the `recipe` tier in one process on every core; CI runs `make test`
+alone. `make test-fast` leaves out the `integration` and `recipe` tiers; `make test-recipe` runs
+the `recipe` tier alone. A new
 test needs no registration: it runs in `make test`, and in `make test-fast` unless it is marked
 `integration` (real packaged models or servers) or `recipe` (a whole recipe on real models:
 minutes of every core). Session fixtures (`scope="session"`) are built once per xdist worker:
