@@ -44,6 +44,54 @@ def test_bootstrap_is_seeded_and_matches_a_naive_loop():
     assert np.allclose(a, v[naive].mean(axis=1))
 
 
+def test_clusters_of_one_pair_each_draw_exactly_as_the_pair_bootstrap():
+    v = np.array([1, 0, 1, 1, 0, 1, 0, 1, 1, 1], dtype=float)
+    keys = [f"prompt {i}" for i in (9, 3, 7, 0, 1, 2, 8, 6, 5, 4)]  # any keys, any order
+    assert np.array_equal(metrics.bootstrap_means(v, clusters=keys, n_boot=50, seed=7),
+                          metrics.bootstrap_means(v, n_boot=50, seed=7))
+
+
+def test_pairs_of_one_prompt_are_resampled_together():
+    # 20 prompts x 10 pairs; a prompt's pairs all win (14 prompts) or all lose (6). Resampled pair by
+    # pair this looks like 200 independent trials (0.7 ± 0.064); it is 20 (0.7 ± 0.20).
+    outcomes = np.repeat(np.r_[np.ones(14), np.zeros(6)], 10)
+    prompts = np.repeat([f"q{i}" for i in range(20)], 10)
+    pairwise, _ = metrics.accuracy(outcomes, n_boot=4000, seed=1)
+    cell, boots = metrics.accuracy(outcomes, clusters=prompts, n_boot=4000, seed=1)
+    assert cell.accuracy == pytest.approx(0.7) and cell.n == 200 and cell.prompts == 20 and pairwise.prompts is None
+    half = 1.96 * math.sqrt(0.21 / 20)
+    assert cell.low == pytest.approx(0.7 - half, abs=0.04) and cell.high == pytest.approx(0.7 + half, abs=0.04)
+    assert pairwise.high - pairwise.low < 0.4 * (cell.high - cell.low)
+    assert boots.std() == pytest.approx(math.sqrt(0.21 / 20), rel=0.08)
+
+
+def test_cluster_replicate_is_the_pair_mean_of_the_drawn_prompts():
+    # Unequal prompt sizes: a replicate is wins / pairs over the drawn prompts (a big prompt weighs
+    # more), not the mean of per-prompt accuracies. Checked against a naive loop with the same draws.
+    v = np.array([1, 1, 1, 0, 0, 1, 0], dtype=float)
+    keys = ["a", "a", "a", "b", "c", "c", "d"]  # first appearance: a=0, b=1, c=2, d=3
+    got = metrics.bootstrap_means(v, clusters=keys, n_boot=30, seed=3)
+    sums, counts = np.array([3.0, 0.0, 1.0, 0.0]), np.array([3.0, 1.0, 2.0, 1.0])
+    draws = np.random.default_rng(3).integers(0, 4, size=(30, 4))
+    assert np.allclose(got, sums[draws].sum(axis=1) / counts[draws].sum(axis=1))
+    with pytest.raises(ValueError, match="3 cluster keys for 7 values"):
+        metrics.bootstrap_means(v, clusters=keys[:3])
+
+
+def test_versus_length_resamples_prompts_when_told():
+    # The model beats "longer wins" by 0.05 on 400 pairs, all of it on 2 of 40 prompts: paired pair
+    # by pair that is beyond noise; resampled by prompt it is not ((38/40)^40 = 13% of the draws
+    # miss both prompts).
+    model = np.ones(400)
+    longer = np.r_[np.zeros(20), np.ones(380)]  # the rule is wrong on the first 20 pairs only
+    lc, lr = np.where(longer == 1, 10.0, 1.0), np.where(longer == 1, 1.0, 10.0)
+    prompts = np.repeat(np.arange(40), 10)
+    assert metrics.versus_length(model, lc, lr, n_boot=2000)["beats"]
+    vs = metrics.versus_length(model, lc, lr, clusters=prompts, n_boot=2000)
+    assert vs["difference"] == pytest.approx(0.05) and vs["baseline"] == "longer wins"
+    assert vs["ci95"][0] == 0.0 and not vs["beats"]
+
+
 def test_constant_vector_has_degenerate_interval():
     cell, _ = metrics.accuracy(np.ones(37), n_boot=300, seed=0)
     assert (cell.accuracy, cell.low, cell.high) == (1.0, 1.0, 1.0)

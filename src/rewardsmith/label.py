@@ -28,7 +28,6 @@ Scores are `Scorer.score` on (conversation, response): the same as `rewardsmith 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from array import array
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rewardsmith.data.common import BadRow, as_text, row_prompt
+from rewardsmith.data.record import prompt_key
 from rewardsmith.data.report import DropReport
 from rewardsmith.errors import RewardsmithError
 
@@ -66,11 +66,6 @@ class Group:
     key: str  # prompt_key(prompt)
     responses: list[str] | None
     dropped: list[tuple[str, str]] = field(default_factory=list)  # (reason, detail) within this prompt
-
-
-def prompt_key(prompt: list[dict]) -> str:
-    """A short fingerprint of a conversation: tells a changed input from the one a log was made of."""
-    return hashlib.sha1(json.dumps(prompt, ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def read_groups(rows: Iterable[tuple[int, dict]], source: str, report: DropReport, *,

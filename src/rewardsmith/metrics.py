@@ -2,6 +2,11 @@
 policy, bootstrap confidence intervals, calibration (reliability curve, ECE), length bias and rank
 correlation.
 
+Intervals resample prompts, not pairs, when the caller says which prompt each pair answers
+(`clusters`): pairs of one prompt are not independent draws. ko-llm-judged has ~52 pairs per
+question and MT-Bench-style sets dozens per question; resampling such pairs one by one treats a
+held-out set of 50 questions as 2,600 independent trials and gives intervals too narrow to trust.
+
 Only numpy, and no other stage: it sits below `evaluate` and `judge` (docs/architecture.md), so a
 judge's accuracy and a reward model's are one computation. Every function takes plain arrays so
 the math can be golden-tested by hand.
@@ -43,42 +48,72 @@ class Accuracy:
     n: int
     wins: int
     ties: int
+    prompts: int | None = None  # distinct prompts the interval resampled; None: pairs were resampled
 
     def to_dict(self) -> dict:
         return {"accuracy": self.accuracy, "ci_low": self.low, "ci_high": self.high,
-                "n": self.n, "wins": self.wins, "ties": self.ties}
+                "n": self.n, "wins": self.wins, "ties": self.ties, "prompts": self.prompts}
 
 
-def bootstrap_means(values, *, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
-    """(n_boot,) means of `values` resampled with replacement; same seed and length -> same draws.
+def cluster_index(clusters) -> np.ndarray:
+    """(n,) cluster numbers 0..k-1 in order of first appearance, from any hashable keys (prompts,
+    question ids). First-appearance order keeps the draws of all-singleton clusters equal to the
+    pair bootstrap's, so an interval changes only where pairs really share a prompt."""
+    keys = np.asarray(clusters)
+    if keys.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    rank = np.empty(first.size, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
+    return rank[inverse.reshape(-1)]
 
+
+def bootstrap_means(values, *, clusters=None, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """(n_boot,) means of `values` resampled with replacement; same seed and clusters -> same draws.
+
+    clusters: one key per value (the prompt a pair answers). Whole clusters are then drawn, and
+    each replicate is the mean over every value of the drawn clusters (a cluster drawn twice counts
+    twice): the cluster bootstrap. None: every value is its own cluster.
     The generator is seeded per call, so a cell's interval does not depend on which other cells
-    were computed first (order independence). Resampling is chunked to bound memory at ~8 MB.
+    were computed first (order independence); two arrays with the same seed and clusters get the
+    same draws, which is what makes a difference of their replicates a paired comparison.
+    Resampling is chunked to bound memory at ~8 MB.
     """
     v = np.asarray(values, dtype=np.float64)
     if v.size == 0:
         return np.full(n_boot, np.nan)
+    if clusters is None:
+        sums, counts = v, np.ones(v.size)
+    else:
+        which = cluster_index(clusters)
+        if which.size != v.size:
+            raise ValueError(f"{which.size} cluster keys for {v.size} values")
+        sums, counts = np.bincount(which, weights=v), np.bincount(which).astype(np.float64)
     rng = np.random.default_rng(seed)
     out = np.empty(n_boot)
-    chunk = max(1, 1_000_000 // v.size)
+    chunk = max(1, 1_000_000 // sums.size)
     for start in range(0, n_boot, chunk):
         stop = min(n_boot, start + chunk)
-        idx = rng.integers(0, v.size, size=(stop - start, v.size))
-        out[start:stop] = v[idx].mean(axis=1)
+        idx = rng.integers(0, sums.size, size=(stop - start, sums.size))
+        out[start:stop] = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
     return out
 
 
-def accuracy(outcomes, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[Accuracy, np.ndarray]:
-    """Accuracy of `outcomes` (1/0.5/0) and its percentile-bootstrap CI; also returns the bootstrap
-    replicates so a mean over datasets can get an interval from the same draws."""
+def accuracy(outcomes, *, clusters=None, n_boot: int = 2000, seed: int = 0,
+             level: float = 0.95) -> tuple[Accuracy, np.ndarray]:
+    """Accuracy of `outcomes` (1/0.5/0) and its percentile-bootstrap CI, resampling `clusters`
+    (one prompt key per pair) when given; also returns the bootstrap replicates so a mean over
+    datasets can get an interval from the same draws."""
     o = np.asarray(outcomes, dtype=np.float64)
     w = wins(o)
-    boots = bootstrap_means(w, n_boot=n_boot, seed=seed)
+    boots = bootstrap_means(w, clusters=clusters, n_boot=n_boot, seed=seed)
     if o.size == 0:
         return Accuracy(float("nan"), float("nan"), float("nan"), 0, 0, 0), boots
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(boots, [alpha, 1.0 - alpha])
-    cell = Accuracy(float(w.mean()), float(low), float(high), int(o.size), int(w.sum()), int((o == TIE).sum()))
+    prompts = None if clusters is None else int(cluster_index(clusters).max()) + 1
+    cell = Accuracy(float(w.mean()), float(low), float(high), int(o.size), int(w.sum()), int((o == TIE).sum()),
+                    prompts)
     return cell, boots
 
 
@@ -213,13 +248,14 @@ def length_bias(outcomes, len_chosen, len_rejected, r_chosen=None, r_rejected=No
                       int((lc == lr).sum()), pr, sp)
 
 
-def versus_length(outcomes, len_chosen, len_rejected, *, n_boot: int = 1000, seed: int = 0) -> dict:
+def versus_length(outcomes, len_chosen, len_rejected, *, clusters=None, n_boot: int = 1000, seed: int = 0) -> dict:
     """A model's outcomes against "the longer answer wins" and "the shorter answer wins" on the same pairs.
 
     Returns {"longer_wins", "shorter_wins": their accuracies (a tie of lengths is not a win),
     "baseline": the better one's name, "difference": model accuracy minus the better one's,
     "ci95": the 95% interval of that difference over paired bootstrap draws (the same resampled
-    pairs for both), "beats": whether the whole interval is above zero}.
+    pairs for both; whole prompts when `clusters` gives each pair's prompt), "beats": whether the
+    whole interval is above zero}.
     """
     o = np.asarray(outcomes, dtype=np.float64)
     longer = outcomes_from_scores(len_chosen, len_rejected)
@@ -228,7 +264,7 @@ def versus_length(outcomes, len_chosen, len_rejected, *, n_boot: int = 1000, see
             "shorter wins": float(wins(shorter).mean()) if o.size else float("nan")}
     best = max(accs, key=lambda k: accs[k])
     rule = longer if best == "longer wins" else shorter
-    diff = bootstrap_means(wins(o) - wins(rule), n_boot=n_boot, seed=seed)
+    diff = bootstrap_means(wins(o) - wins(rule), clusters=clusters, n_boot=n_boot, seed=seed)
     lo, hi = interval(diff) if o.size else (float("nan"), float("nan"))
     d = float(wins(o).mean() - wins(rule).mean()) if o.size else float("nan")
     return {"longer_wins": accs["longer wins"], "shorter_wins": accs["shorter wins"], "baseline": best,

@@ -73,10 +73,13 @@ def test_training_lowers_the_loss_and_changes_every_trainable_tensor(tmp_path, t
         # and no pair where the chosen answer is the shorter one to show more than length with
         assert g["length_bias"]["n_chosen_longer"] == g["n"] and g["length_bias"]["n_chosen_shorter"] == 0
         assert g["length_bias"]["acc_chosen_longer"] == g["accuracy"]
+        assert g["prompts"] == g["n"]  # each synthetic pair has a prompt of its own: resampled alone
     printed = capsys.readouterr().out
     assert "| ko/helpfulness/human |" in printed and "† not above the better length baseline" in printed
     ko = next(line for line in printed.splitlines() if line.startswith("| ko/helpfulness/human |"))
     n_ko = groups["ko/helpfulness/human"]["n"]
+    assert ko.startswith(f"| ko/helpfulness/human | {n_ko} | {n_ko} | "), ko
+    assert "intervals: 95% bootstrap over whole prompts" in printed
     assert ko.endswith(f"| {groups['ko/helpfulness/human']['accuracy']:.3f} ({n_ko}) | – |"), ko
     # The probe suite ran on the saved model in its three languages.
     assert "probe suite" in printed and "| refusal |" in printed

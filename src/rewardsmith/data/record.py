@@ -8,6 +8,7 @@ server consume them. A conversation is a list of `{"role": ..., "content": ...}`
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +59,11 @@ class PreferencePair:
         """True when the prompt holds exactly one user turn (system messages do not count)."""
         return sum(1 for m in self.prompt if m["role"] == "user") == 1
 
+    @property
+    def prompt_key(self) -> str:
+        """prompt_key(self.prompt): equal for every pair that answers the same conversation."""
+        return prompt_key(self.prompt)
+
     def chosen_conversation(self) -> tuple[list[Message], str]:
         """(conversation, response) for the chosen side: what the input format encodes."""
         return self.prompt, self.chosen
@@ -79,3 +85,9 @@ class PreferencePair:
     def from_dict(cls, d: dict[str, Any]) -> "PreferencePair":
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def prompt_key(prompt: list[Message]) -> str:
+    """A short fingerprint of a conversation: which pairs share a prompt (what validation and
+    evaluation intervals resample together) and whether a resumed run's input changed."""
+    return hashlib.sha1(json.dumps(prompt, ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:16]

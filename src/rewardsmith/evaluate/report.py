@@ -74,19 +74,22 @@ def markdown_table(result: EvalResult) -> str:
         lines.append(f"| {m['name']} | " + " | ".join(flagged_text(result, m["name"], c) for c in cols) + " |")
     note = baseline_note(result)
     lines += ["", "Accuracy = wins / n; a tie (equal rewards or a tie verdict) is not a win. "
-              "Intervals: 95% percentile bootstrap, seeded.", *(["", note] if note else []), "",
+              "Intervals: 95% percentile bootstrap, seeded, resampling whole prompts (pairs that answer "
+              "one prompt are not independent: a set of 50 questions with 50 pairs each is 50 draws, not 2,500).",
+              *(["", note] if note else []), "",
               "Counts per cell — n scored / ties:", "",
               "| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     for m in result.models:
         row = result.table[m["name"]]
         lines.append(f"| {m['name']} | " + " | ".join(f"{row[c].n} / {row[c].ties}" for c in cols) + " |")
-    lines += ["", "| dataset | source | pairs kept by the loader | dropped by the loader | evaluated |",
-              "|---|---|---|---|---|"]
+    lines += ["", "| dataset | source | pairs kept by the loader | dropped by the loader | evaluated | prompts |",
+              "|---|---|---|---|---|---|"]
     for ds in result.datasets:
         reasons = ", ".join(f"{k}: {v}" for k, v in ds.dropped_by_reason.items()) or "none"
         evaluated = f"{len(ds.pairs)}" + (f" (seeded sample of {ds.sampled_from})" if ds.sampled_from else "")
         src = ds.spec.source or f"hub ({ds.spec.preset})"
-        lines.append(f"| {ds.spec.name} | {src} | {ds.loaded} | {ds.dropped} ({reasons}) | {evaluated} |")
+        prompts = len({p.prompt_key for p in ds.pairs})
+        lines.append(f"| {ds.spec.name} | {src} | {ds.loaded} | {ds.dropped} ({reasons}) | {evaluated} | {prompts} |")
     return "\n".join(lines) + "\n"
 
 

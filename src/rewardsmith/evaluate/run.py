@@ -322,6 +322,8 @@ def evaluate(evaluators: Sequence[Evaluator], datasets: Sequence[LoadedDataset],
     columns.append("mean")
 
     result = EvalResult([], list(datasets), columns, {}, [])
+    # Intervals resample whole prompts (metrics): pairs that answer one question are not independent.
+    prompts_of = {ds.spec.name: np.array([p.prompt_key for p in ds.pairs], dtype=object) for ds in datasets}
     boots_of: dict[tuple[str, str], np.ndarray] = {}  # (evaluator, column) -> bootstrap accuracies
     for ev in evaluators:
         row: dict[str, metrics.Accuracy] = {}
@@ -333,11 +335,13 @@ def evaluate(evaluators: Sequence[Evaluator], datasets: Sequence[LoadedDataset],
             j = ev.judge(ds.pairs, desc=f"{ev.name} · {name}")
             result.judgements[(ev.name, name)] = j
             splits = _splits(ds)
+            prompts = prompts_of[name]
             if splits:
                 boots_per_split = []
                 for s in splits:
                     sel = np.array([p.subset == s for p in ds.pairs])
-                    cell, boots = metrics.accuracy(j.outcomes[sel], n_boot=n_boot, seed=_seed(seed, name, s))
+                    cell, boots = metrics.accuracy(j.outcomes[sel], clusters=prompts[sel], n_boot=n_boot,
+                                                   seed=_seed(seed, name, s))
                     row[f"{name} {s}"] = cell
                     boots_of[(ev.name, f"{name} {s}")] = boots
                     boots_per_split.append(boots)
@@ -347,12 +351,13 @@ def evaluate(evaluators: Sequence[Evaluator], datasets: Sequence[LoadedDataset],
                 lo, hi = metrics.interval(boots)
                 row[name] = metrics.Accuracy(float(np.mean([a.accuracy for a in accs])), lo, hi,
                                              sum(a.n for a in accs), sum(a.wins for a in accs),
-                                             sum(a.ties for a in accs))
+                                             sum(a.ties for a in accs), sum(a.prompts for a in accs))
             else:
-                row[name], boots = metrics.accuracy(j.outcomes, n_boot=n_boot, seed=_seed(seed, name, "all"))
+                row[name], boots = metrics.accuracy(j.outcomes, clusters=prompts, n_boot=n_boot,
+                                                    seed=_seed(seed, name, "all"))
             headline_boots.append(boots)
             boots_of[(ev.name, name)] = boots
-            result.breakdown += _breakdown(ev.name, ds, j, seed=seed, n_boot=n_boot)
+            result.breakdown += _breakdown(ev.name, ds, j, prompts, seed=seed, n_boot=n_boot)
             if ev.kind != "baseline":  # a length rule's own length bias says nothing new
                 lengths_c = [len(p.chosen) for p in ds.pairs]
                 lengths_r = [len(p.rejected) for p in ds.pairs]
@@ -398,7 +403,8 @@ def _splits(ds: LoadedDataset) -> tuple[str, ...]:
     return tuple(s for s in wanted if s in present)
 
 
-def _breakdown(model: str, ds: LoadedDataset, j: Judgement, *, seed: int, n_boot: int) -> list[Cell]:
+def _breakdown(model: str, ds: LoadedDataset, j: Judgement, prompts: np.ndarray, *, seed: int,
+               n_boot: int) -> list[Cell]:
     """Accuracy per subset, language, objective and labeler, when the dataset has more than one of any."""
     cells = []
     for attr in ("subset", "language", "objective", "labeler"):
@@ -408,6 +414,8 @@ def _breakdown(model: str, ds: LoadedDataset, j: Judgement, *, seed: int, n_boot
             continue
         arr = np.array(values, dtype=object)
         for v in distinct:
-            cell, _ = metrics.accuracy(j.outcomes[arr == v], n_boot=n_boot, seed=_seed(seed, ds.spec.name, attr, v))
+            sel = arr == v
+            cell, _ = metrics.accuracy(j.outcomes[sel], clusters=prompts[sel], n_boot=n_boot,
+                                       seed=_seed(seed, ds.spec.name, attr, v))
             cells.append(Cell(model, ds.spec.name, f"{attr}={v}", cell))
     return cells

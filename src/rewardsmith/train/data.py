@@ -29,7 +29,9 @@ class EncodedPair:
     group: "language/objective/labeler" (data.objectives.group_name), what validation reports by;
     weight: its loss weight (config.group_weights); response_tokens: (chosen, rejected) response
     lengths in tokens before any truncation, for the length baselines validation reports beside
-    the model ("longer wins" needs the real lengths, not the truncated inputs').
+    the model ("longer wins" needs the real lengths, not the truncated inputs'); prompt_key: the
+    prompt's fingerprint (data.record.prompt_key), so validation intervals resample whole prompts
+    (None: the pair is its own prompt).
 
     The ids are kept as int32 arrays (any sequence of ints is accepted): a training set holds
     every pair for the whole run, and a list of Python ints costs ~36 bytes a token (a pointer
@@ -43,6 +45,7 @@ class EncodedPair:
     group: str = "unknown/unknown/unknown"
     weight: float = 1.0
     response_tokens: tuple[int, int] = (0, 0)
+    prompt_key: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "chosen", np.asarray(self.chosen, dtype=np.int32))
@@ -126,7 +129,8 @@ def encode_pairs(pairs: list[PreferencePair], tokenizer, manifest, over_length: 
             group = group_name(pair)
             out.append(EncodedPair(ids[0], ids[1], float(pair.margin or 0.0), lang, group,
                                    weight_of(group) if weight_of else 1.0,
-                                   (n_tokens(tokenizer, pair.chosen), n_tokens(tokenizer, pair.rejected))))
+                                   (n_tokens(tokenizer, pair.chosen), n_tokens(tokenizer, pair.rejected)),
+                                   pair.prompt_key))
     finally:
         quiet.setLevel(level)
     return out, report

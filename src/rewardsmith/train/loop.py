@@ -30,6 +30,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from rewardsmith import allocator
@@ -351,53 +352,48 @@ def evaluate_pairs(model, pairs: list[EncodedPair], accelerator, pad_id: int, pa
     languages = [pairs[i].language for i, _, _ in results]
     groups = [pairs[i].group for i, _, _ in results]
     lengths = torch.tensor([pairs[i].response_tokens for i, _, _ in results], dtype=torch.float64).reshape(-1, 2)
-    metrics = _accuracy(chosen, rejected)
+    # Intervals resample whole prompts: held-out pairs that answer one question are not independent.
+    prompts = np.array([pairs[i].prompt_key or f"pair {i}" for i, _, _ in results], dtype=object)
+    metrics = _accuracy(chosen, rejected, prompts)
     metrics["by_language"] = {
-        lang: _accuracy(chosen[sel], rejected[sel])
+        lang: _accuracy(chosen[sel], rejected[sel], prompts[sel.numpy()])
         for lang in sorted(set(languages))
         for sel in [torch.tensor([x == lang for x in languages])]
     }
     # Per language/objective/labeler, beside "longer wins" / "shorter wins" on the same pairs: a
     # pooled accuracy hides a model that learnt one group's rule and applies it to another.
     metrics["by_group"] = {
-        group: {**_accuracy(chosen[sel], rejected[sel]),
-                **_versus_length(chosen[sel], rejected[sel], lengths[sel])}
+        group: {**_accuracy(chosen[sel], rejected[sel], prompts[sel.numpy()]),
+                **_versus_length(chosen[sel], rejected[sel], lengths[sel], prompts[sel.numpy()])}
         for group in sorted(set(groups))
-        for sel in [torch.tensor([x == group for x in groups])]
+        for sel in [torch.tensor([x == group for x in groups], dtype=torch.bool)]
     }
     if return_rewards:
         return metrics, chosen.tolist() + rejected.tolist()
     return metrics
 
 
-def _accuracy(chosen, rejected) -> dict:
+def _accuracy(chosen, rejected, prompts) -> dict:
+    """Accuracy (a tie is wrong), its 95% bootstrap interval over whole prompts, and the BT loss."""
     from rewardsmith.loss import bradley_terry_loss
+    from rewardsmith.metrics import accuracy, outcomes_from_scores
 
     n = len(chosen)
-    correct = int((chosen > rejected).sum())
+    cell, _ = accuracy(outcomes_from_scores(chosen.numpy(), rejected.numpy()), clusters=prompts)
     loss = float(bradley_terry_loss(torch.cat([chosen, rejected]))) if n else float("nan")
-    return {"accuracy": correct / n if n else float("nan"), "ci95": wilson_interval(correct, n), "n": n,
+    return {"accuracy": cell.accuracy, "ci95": (cell.low, cell.high), "n": n, "prompts": cell.prompts or 0,
             "ties": int((chosen == rejected).sum()), "loss": loss}
 
 
-def _versus_length(chosen, rejected, lengths) -> dict:
+def _versus_length(chosen, rejected, lengths, prompts) -> dict:
     """The length rules on the same pairs, and the model's accuracy where the chosen answer is the
     longer / the shorter one: above 0.5 on the second is what a length rule cannot do."""
     from rewardsmith.metrics import length_bias, outcomes_from_scores, versus_length
 
     outcomes = outcomes_from_scores(chosen.numpy(), rejected.numpy())
     lc, lr = lengths[:, 0].numpy(), lengths[:, 1].numpy()
-    return {"vs_length": versus_length(outcomes, lc, lr), "length_bias": length_bias(outcomes, lc, lr).to_dict()}
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% Wilson score interval for a proportion (better than the normal one near 0/1 and for small n)."""
-    if n == 0:
-        return (float("nan"), float("nan"))
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (centre - half, centre + half)
+    return {"vs_length": versus_length(outcomes, lc, lr, clusters=prompts),
+            "length_bias": length_bias(outcomes, lc, lr).to_dict()}
 
 
 def _flat(metrics: dict) -> dict:

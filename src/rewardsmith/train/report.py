@@ -11,22 +11,23 @@ def summary(result) -> str:
     lines = [f"model: {result.output_dir}",
              f"steps {result.steps}, {result.train_seconds:.0f} s training, {result.tokens_per_second:.0f} tokens/s, "
              f"padding {100 * result.padding_fraction:.1f}% of computed tokens",
-             "| held-out | pairs | accuracy | 95% CI | loss |", "|---|---|---|---|---|"]
+             "| held-out | pairs | prompts | accuracy | 95% CI | loss |", "|---|---|---|---|---|---|"]
     for name, m in [("all", v), *v["by_language"].items()]:
-        lines.append(f"| {name} | {m['n']} | {m['accuracy']:.3f} | {m['ci95'][0]:.3f}–{m['ci95'][1]:.3f} | "
-                     f"{m['loss']:.4f} |")
+        lines.append(f"| {name} | {m['n']} | {_prompts(m)} | {m['accuracy']:.3f} | "
+                     f"{m['ci95'][0]:.3f}–{m['ci95'][1]:.3f} | {m['loss']:.4f} |")
     groups = v.get("by_group", {})
     if groups:
-        lines += ["", "| held-out group (language/objective/labeler) | pairs | accuracy (95% CI) | longer wins | "
-                      "shorter wins | vs the better, 95% CI | chosen longer | chosen shorter |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += ["", "| held-out group (language/objective/labeler) | pairs | prompts | accuracy (95% CI) | "
+                      "longer wins | shorter wins | vs the better, 95% CI | chosen longer | chosen shorter |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         behind = []
         for group, m in groups.items():
             vs = m["vs_length"]
             mark = "" if vs["beats"] else " †"
             if not vs["beats"]:
                 behind.append(group)
-            lines.append(f"| {group} | {m['n']} | {m['accuracy']:.3f} ({m['ci95'][0]:.3f}–{m['ci95'][1]:.3f}){mark} | "
+            lines.append(f"| {group} | {m['n']} | {_prompts(m)} | "
+                         f"{m['accuracy']:.3f} ({m['ci95'][0]:.3f}–{m['ci95'][1]:.3f}){mark} | "
                          f"{vs['longer_wins']:.3f} | {vs['shorter_wins']:.3f} | "
                          f"{vs['difference']:+.3f} ({vs['ci95'][0]:+.3f}–{vs['ci95'][1]:+.3f}) | "
                          f"{_slice(m, 'longer')} | {_slice(m, 'shorter')} |")
@@ -35,6 +36,7 @@ def summary(result) -> str:
                          "there the model has not shown it learnt more than the answers' length")
         lines.append("chosen longer / shorter: accuracy (pairs) where the chosen answer is the longer / the shorter "
                      "one; above 0.5 where it is shorter is what no length rule does")
+    lines.append("intervals: 95% bootstrap over whole prompts (the pairs of one prompt are not independent draws)")
     dropped = result.encode_report["train"]["dropped_for_length"]
     if dropped:
         lines.append("dropped for length (train): " + ", ".join(f"{k} {n}" for k, n in sorted(dropped.items())))
@@ -47,3 +49,7 @@ def _slice(group: dict, side: str) -> str:
     if not lb or not lb[f"n_chosen_{side}"]:
         return "–"
     return f"{lb[f'acc_chosen_{side}']:.3f} ({lb[f'n_chosen_{side}']})"
+
+
+def _prompts(m: dict) -> str:
+    return str(m["prompts"]) if m.get("prompts") else "–"  # absent before intervals resampled prompts
