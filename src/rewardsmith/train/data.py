@@ -31,7 +31,8 @@ class EncodedPair:
     lengths in tokens before any truncation, for the length baselines validation reports beside
     the model ("longer wins" needs the real lengths, not the truncated inputs'); prompt_key: the
     prompt's fingerprint (data.record.prompt_key), so validation intervals resample whole prompts
-    (None: the pair is its own prompt).
+    (None: the pair is its own prompt); baseline_chosen: chose_baseline(pair), so validation can
+    report the two sides of a set judged against one baseline model apart.
 
     The ids are kept as int32 arrays (any sequence of ints is accepted): a training set holds
     every pair for the whole run, and a list of Python ints costs ~36 bytes a token (a pointer
@@ -46,6 +47,7 @@ class EncodedPair:
     weight: float = 1.0
     response_tokens: tuple[int, int] = (0, 0)
     prompt_key: str | None = None
+    baseline_chosen: bool | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "chosen", np.asarray(self.chosen, dtype=np.int32))
@@ -130,7 +132,7 @@ def encode_pairs(pairs: list[PreferencePair], tokenizer, manifest, over_length: 
             out.append(EncodedPair(ids[0], ids[1], float(pair.margin or 0.0), lang, group,
                                    weight_of(group) if weight_of else 1.0,
                                    (n_tokens(tokenizer, pair.chosen), n_tokens(tokenizer, pair.rejected)),
-                                   pair.prompt_key))
+                                   pair.prompt_key, chose_baseline(pair)))
     finally:
         quiet.setLevel(level)
     return out, report

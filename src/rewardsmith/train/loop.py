@@ -368,6 +368,18 @@ def evaluate_pairs(model, pairs: list[EncodedPair], accelerator, pad_id: int, pa
         for group in sorted(set(groups))
         for sel in [torch.tensor([x == group for x in groups], dtype=torch.bool)]
     }
+    # Sets judged against one baseline model (Arena-Hard style) put its answer on one side of every
+    # pair: a model can score by recognising that model's style. The two sides, apart, tell.
+    sides = [pairs[i].baseline_chosen for i, _, _ in results]
+    for group, m in metrics["by_group"].items():
+        in_group = [g == group and s is not None for g, s in zip(groups, sides)]
+        if any(in_group):
+            m["baseline_side"] = {
+                name: {"accuracy": float((chosen[sel] > rejected[sel]).double().mean()) if sel.any() else float("nan"),
+                       "n": int(sel.sum())}
+                for name, want in (("baseline_chosen", True), ("baseline_rejected", False))
+                for sel in [torch.tensor([g and s is want for g, s in zip(in_group, sides)], dtype=torch.bool)]
+            }
     if return_rewards:
         return metrics, chosen.tolist() + rejected.tolist()
     return metrics

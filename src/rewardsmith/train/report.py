@@ -31,6 +31,12 @@ def summary(result) -> str:
                          f"{vs['longer_wins']:.3f} | {vs['shorter_wins']:.3f} | "
                          f"{vs['difference']:+.3f} ({vs['ci95'][0]:+.3f}–{vs['ci95'][1]:+.3f}) | "
                          f"{_slice(m, 'longer')} | {_slice(m, 'shorter')} |")
+        for group, m in groups.items():
+            if "baseline_side" in m:
+                c, r = m["baseline_side"]["baseline_chosen"], m["baseline_side"]["baseline_rejected"]
+                lines.append(f"{group}: {c['accuracy']:.3f} ({c['n']}) where the baseline model's answer is the "
+                             f"chosen one, {r['accuracy']:.3f} ({r['n']}) where it is the rejected one; far apart, "
+                             "the model may be recognising that model's style")
         if behind:
             lines.append(f"† not above the better length baseline beyond its interval ({', '.join(behind)}): "
                          "there the model has not shown it learnt more than the answers' length")
