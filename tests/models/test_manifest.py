@@ -77,6 +77,7 @@ def test_missing_model_is_a_user_error(tmp_path):
 
 
 @pytest.mark.parametrize("typo", ["/no/such/rm", "./runs/rm", "runs/e5/rm", "~/no-such-rm", "runs/"])
-def test_a_missing_folder_is_named_as_one_not_as_a_malformed_hub_id(typo):
+def test_a_missing_folder_is_named_as_one_not_as_a_malformed_hub_id(typo, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths are looked up from here: a checkout may hold a runs/ of its own
     with pytest.raises(RewardsmithError, match="no such folder"):
         load_reward_model(typo)
