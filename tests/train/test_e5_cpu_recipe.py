@@ -2,8 +2,8 @@
 
 Runs `rewardsmith train --config configs/e5-small-cpu.yaml` through the CLI as shipped (one epoch
 of 16-pair steps, ~1.0M training tokens: minutes of every core, from ~8 on an AVX-512 Xeon to
-~26 on a 2-core AMD EPYC in fp32; docs/benchmarks.md), so it runs in `make test-recipe`, alone,
-with the data paths taken from the `shared_data` fixture; validated once, at the end (the
+~26 on a 2-core AMD EPYC in fp32; docs/benchmarks.md), so it runs in the recipe tier (last in
+`make test`, or `make test-recipe`), alone, with the data paths taken from the `shared_data` fixture; validated once, at the end (the
 recipe's intermediate evaluations and checkpoints do not change the final weights and cost a
 fifth of the run). Held-out accuracy per language / objective / labeler is printed with 95% intervals
 beside the length baselines, and every group must beat chance on its own (English against people's
