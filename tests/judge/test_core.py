@@ -122,6 +122,12 @@ def test_accuracy_is_the_evaluation_tables_number(scripted):
     cell, _ = metrics.accuracy([metrics.WIN, metrics.WIN, metrics.TIE, metrics.LOSS, metrics.LOSS])
     assert (s.accuracy, s.ci_low, s.ci_high) == (cell.accuracy, cell.low, cell.high)
     assert (s.agree, s.disagree, s.ties, s.failures) == (2, 1, 1, 1)
+    # Told which pairs share a prompt, the interval resamples whole prompts, as evaluate's does.
+    prompts = {"p0": "q", "p1": "q", "p2": "r", "p3": "r", "p4": "s"}
+    by_prompt = summarize(verdicts, prompts=prompts)
+    cell, _ = metrics.accuracy([metrics.WIN, metrics.WIN, metrics.TIE, metrics.LOSS, metrics.LOSS],
+                               clusters=["q", "q", "r", "r", "s"])
+    assert (by_prompt.accuracy, by_prompt.ci_low, by_prompt.ci_high) == (cell.accuracy, cell.low, cell.high)
 
 
 def _probs_rules(table: dict[str, dict[str, float]]) -> list[dict]:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -276,7 +276,11 @@ class JudgeSummary:
         return asdict(self)
 
 
-def summarize(verdicts: Sequence[Verdict], skipped: int = 0) -> JudgeSummary:
+def summarize(verdicts: Sequence[Verdict], skipped: int = 0,
+              prompts: Mapping[str, str] | None = None) -> JudgeSummary:
+    """The judge's agreement and bias over `verdicts`. prompts: pair id -> prompt key
+    (PreferencePair.prompt_key); given, the accuracy interval resamples whole prompts, as the
+    evaluation table's does (pairs of one prompt are not independent draws)."""
     modes = {v.mode for v in verdicts}
     s = JudgeSummary(mode="/".join(sorted(modes)) if modes else "text", pairs=len(verdicts), skipped=skipped)
     first = decided = 0
@@ -309,7 +313,8 @@ def summarize(verdicts: Sequence[Verdict], skipped: int = 0) -> JudgeSummary:
                 position_probs.append(p["A"] / (p["A"] + p["B"]))
     parsed_both = s.pairs - s.failures
     if outcomes:
-        cell, _ = metrics.accuracy(outcomes)
+        clusters = [prompts.get(v.pair_id, v.pair_id) for v in verdicts] if prompts else None
+        cell, _ = metrics.accuracy(outcomes, clusters=clusters)
         s.accuracy, s.ci_low, s.ci_high = cell.accuracy, cell.low, cell.high
     s.decided_accuracy = s.agree / (s.agree + s.disagree) if s.agree + s.disagree else None
     s.flip_rate = s.flips / parsed_both if parsed_both else None

@@ -281,5 +281,5 @@ def judge_human_pairs(judge: Client, source: str, limit: int | None, max_tokens:
     verdicts = judge_pairs(judge, pairs, max_tokens)
     if verdicts_path is not None:
         _write_jsonl(verdicts_path, (v.to_dict() for v in verdicts))
-    summary = summarize(verdicts, skipped=len(pairs) - len(verdicts)).to_dict()
+    summary = summarize(verdicts, skipped=len(pairs) - len(verdicts), prompts={p.id: p.prompt_key for p in pairs}).to_dict()
     return {"source": source, "judge": judge.model_id, **summary}
