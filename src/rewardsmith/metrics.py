@@ -106,12 +106,13 @@ def accuracy(outcomes, *, clusters=None, n_boot: int = 2000, seed: int = 0,
     datasets can get an interval from the same draws."""
     o = np.asarray(outcomes, dtype=np.float64)
     w = wins(o)
-    boots = bootstrap_means(w, clusters=clusters, n_boot=n_boot, seed=seed)
+    which = None if clusters is None else cluster_index(clusters)  # numbered once: the count below reuses it
+    boots = bootstrap_means(w, clusters=which, n_boot=n_boot, seed=seed)
     if o.size == 0:
         return Accuracy(float("nan"), float("nan"), float("nan"), 0, 0, 0), boots
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(boots, [alpha, 1.0 - alpha])
-    prompts = None if clusters is None else int(cluster_index(clusters).max()) + 1
+    prompts = None if which is None else int(which.max()) + 1
     cell = Accuracy(float(w.mean()), float(low), float(high), int(o.size), int(w.sum()), int((o == TIE).sum()),
                     prompts)
     return cell, boots

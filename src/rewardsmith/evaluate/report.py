@@ -88,7 +88,7 @@ def markdown_table(result: EvalResult) -> str:
         reasons = ", ".join(f"{k}: {v}" for k, v in ds.dropped_by_reason.items()) or "none"
         evaluated = f"{len(ds.pairs)}" + (f" (seeded sample of {ds.sampled_from})" if ds.sampled_from else "")
         src = ds.spec.source or f"hub ({ds.spec.preset})"
-        prompts = len({p.prompt_key for p in ds.pairs})
+        prompts = len(set(ds.prompt_keys))
         lines.append(f"| {ds.spec.name} | {src} | {ds.loaded} | {ds.dropped} ({reasons}) | {evaluated} | {prompts} |")
     return "\n".join(lines) + "\n"
 

@@ -13,6 +13,7 @@ bootstrap is seeded per (dataset, group), so intervals do not depend on evaluati
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -230,6 +231,11 @@ class LoadedDataset:
     dropped_by_reason: dict[str, int]
     sampled_from: int | None = None  # set when --limit sampled `pairs` out of `loaded`
 
+    @functools.cached_property
+    def prompt_keys(self) -> np.ndarray:
+        """Each pair's prompt fingerprint, in pair order: what intervals resample together (metrics)."""
+        return np.array([p.prompt_key for p in self.pairs], dtype=object)
+
 
 def load_dataset(spec: DatasetSpec, *, limit: int | None = None, seed: int = 0) -> LoadedDataset:
     """Load a dataset through the data layer (presets' card filters included), then take a seeded
@@ -322,8 +328,6 @@ def evaluate(evaluators: Sequence[Evaluator], datasets: Sequence[LoadedDataset],
     columns.append("mean")
 
     result = EvalResult([], list(datasets), columns, {}, [])
-    # Intervals resample whole prompts (metrics): pairs that answer one question are not independent.
-    prompts_of = {ds.spec.name: np.array([p.prompt_key for p in ds.pairs], dtype=object) for ds in datasets}
     boots_of: dict[tuple[str, str], np.ndarray] = {}  # (evaluator, column) -> bootstrap accuracies
     for ev in evaluators:
         row: dict[str, metrics.Accuracy] = {}
@@ -335,7 +339,8 @@ def evaluate(evaluators: Sequence[Evaluator], datasets: Sequence[LoadedDataset],
             j = ev.judge(ds.pairs, desc=f"{ev.name} · {name}")
             result.judgements[(ev.name, name)] = j
             splits = _splits(ds)
-            prompts = prompts_of[name]
+            # Intervals resample whole prompts (metrics): pairs that answer one question are not independent.
+            prompts = ds.prompt_keys
             if splits:
                 boots_per_split = []
                 for s in splits:

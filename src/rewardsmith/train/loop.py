@@ -370,16 +370,15 @@ def evaluate_pairs(model, pairs: list[EncodedPair], accelerator, pad_id: int, pa
     }
     # Sets judged against one baseline model (Arena-Hard style) put its answer on one side of every
     # pair: a model can score by recognising that model's style. The two sides, apart, tell.
-    sides = [pairs[i].baseline_chosen for i, _, _ in results]
+    won = (chosen > rejected).numpy()
+    group_of = np.array(groups, dtype=object)
+    side = np.array([pairs[i].baseline_chosen for i, _, _ in results], dtype=object)  # True / False / None
     for group, m in metrics["by_group"].items():
-        in_group = [g == group and s is not None for g, s in zip(groups, sides)]
-        if any(in_group):
-            m["baseline_side"] = {
-                name: {"accuracy": float((chosen[sel] > rejected[sel]).double().mean()) if sel.any() else float("nan"),
-                       "n": int(sel.sum())}
-                for name, want in (("baseline_chosen", True), ("baseline_rejected", False))
-                for sel in [torch.tensor([g and s is want for g, s in zip(in_group, sides)], dtype=torch.bool)]
-            }
+        chose, lost = (group_of == group) & (side == True), (group_of == group) & (side == False)  # noqa: E712
+        if chose.any() or lost.any():
+            m["baseline_side"] = {name: {"accuracy": float(won[sel].mean()) if sel.any() else float("nan"),
+                                         "n": int(sel.sum())}
+                                  for name, sel in (("baseline_chosen", chose), ("baseline_rejected", lost))}
     if return_rewards:
         return metrics, chosen.tolist() + rejected.tolist()
     return metrics
@@ -394,7 +393,7 @@ def _accuracy(chosen, rejected, prompts) -> dict:
     cell, _ = accuracy(outcomes_from_scores(chosen.numpy(), rejected.numpy()), clusters=prompts)
     loss = float(bradley_terry_loss(torch.cat([chosen, rejected]))) if n else float("nan")
     return {"accuracy": cell.accuracy, "ci95": (cell.low, cell.high), "n": n, "prompts": cell.prompts or 0,
-            "ties": int((chosen == rejected).sum()), "loss": loss}
+            "ties": cell.ties, "loss": loss}
 
 
 def _versus_length(chosen, rejected, lengths, prompts) -> dict:
