@@ -4,6 +4,9 @@ A reward model r(x, y) is trained so that P(chosen > rejected) = sigmoid(r_c - r
 (Bradley & Terry 1952; Ouyang et al. 2022, eq. 1). Options, both from the literature and TRL:
 - a per-pair `margin` m: loss = -log sigmoid(r_c - r_r - m), Llama-2 (Touvron et al. 2023, sec. 3.2.2);
   a strongly preferred pair must be separated by more than a weak one.
+- a per-pair `offset` o added to the logit: loss = -log sigmoid(r_c - r_r + o), e.g. a learned
+  length term beta * (log len_c - log len_r) that explains the judges' taste for longer answers so
+  the reward does not have to (train config `length_control`).
 - reward centring: + coef * mean(r^2) over all rewards in the batch (Eisenstein et al. 2023,
   "Helping or Herding?"), so rewards stay near 0 and are comparable across runs.
 """
@@ -31,6 +34,7 @@ def bradley_terry_loss(
     margin: torch.Tensor | None = None,
     center_rewards_coef: float | None = None,
     weight: torch.Tensor | None = None,
+    offset: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean Bradley-Terry loss of a batch.
 
@@ -39,12 +43,15 @@ def bradley_terry_loss(
     center_rewards_coef: weight of mean(r^2) over all 2B rewards, or None/0 for none.
     weight:  (B,) per-pair loss weights (a group's share of the objective), or None for all 1;
              the mean is over pairs, not over weights, so a batch of down-weighted pairs moves less.
+    offset:  (B,) added to r_c - r_r (gradients flow into it), or None.
     Returns a scalar tensor (in float32 even under bf16 autocast, so the log-sigmoid is accurate).
     """
     chosen, rejected = split_rewards(rewards.float())
     diff = chosen - rejected  # (B,)
     if margin is not None:
         diff = diff - margin.to(diff.device, diff.dtype)
+    if offset is not None:
+        diff = diff + offset.to(diff.device, diff.dtype)
     # logsigmoid is the numerically stable form of log(sigmoid(x)) for large |x|.
     per_pair = -F.logsigmoid(diff)
     if weight is not None:

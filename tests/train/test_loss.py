@@ -58,3 +58,18 @@ def test_per_pair_weights_scale_each_pair_and_average_over_pairs():
     expected = (2.0 * _nll(1.0) + 0.0 * _nll(-1.0)) / 2  # mean over the 2 pairs, not over the weights
     assert bradley_terry_loss(rewards, weight=weight).item() == pytest.approx(expected, rel=1e-6)
     assert bradley_terry_loss(rewards, weight=torch.ones(2)).item() == pytest.approx(bradley_terry_loss(rewards).item())
+
+
+def test_offset_is_added_to_the_logit_and_gets_gradients():
+    # length control: o = beta * (log len_c - log len_r) explains part of the preference
+    rewards = torch.tensor([2.0, 0.5, 1.0, 1.5])
+    beta = torch.tensor(0.5, requires_grad=True)
+    offset = beta * torch.tensor([1.0, -2.0])
+    expected = (_nll(1.0 + 0.5) + _nll(-1.0 - 1.0)) / 2
+    loss = bradley_terry_loss(rewards, offset=offset)
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    loss.backward()
+    # d/dbeta of mean(-log sigmoid(d_i + beta * l_i)) = mean(-(1 - sigmoid(d_i + beta l_i)) * l_i)
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    grad = (-(1 - sig(1.5)) * 1.0 + -(1 - sig(-2.0)) * -2.0) / 2
+    assert beta.grad.item() == pytest.approx(grad, rel=1e-5)

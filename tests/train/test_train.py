@@ -9,6 +9,7 @@ the 1-process result at the same global batch.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -137,6 +138,32 @@ def test_head_lr_moves_the_new_head_faster_than_the_backbone(tmp_path, tiny_enco
     # Adam moves each weight by about lr per step, so 100x the rate is about 100x the change.
     assert fast_head > 30 * same_head
     assert fast_body == pytest.approx(same_body, rel=0.5)
+
+
+def test_length_control_fits_a_length_term_per_group_that_the_saved_model_leaves_out(tmp_path, tiny_encoder_dir,
+                                                                                      capsys):
+    # Every synthetic chosen answer is the longer one: each group's length term starts at what
+    # length alone fits (large: it always wins), keeps learning, and only the reward model is saved,
+    # so scoring (and every other tool) sees the reward alone.
+    from rewardsmith.train.loop import fit_length_coef
+
+    config = _config(tmp_path, tiny_encoder_dir, max_steps=12, length_control=True)
+    assert main(["train", "--config", str(config), "--no-progress", "--no-probes"]) == 0
+    out = tmp_path / "out"
+    rows = _rows(out, "train")
+    groups = [f"{lang}/unknown/unknown" for lang in ("en", "ja", "ko")]
+    for group in groups:
+        betas = [r[f"length_coef/{group}"] for r in rows]
+        assert betas[0] > 1.0  # fitted before the first step, not learnt from 0
+        assert betas[-1] != betas[0]  # and trained with the reward
+    result = json.loads((out / "train_result.json").read_text())
+    assert sorted(result["validation"]["length_coef"]) == groups
+    assert not any("length_coef" in k for k in _weights(out))
+    assert "length control: the loss's length term per group" in capsys.readouterr().out
+    # The fit itself: Bradley-Terry on length alone, against numbers worked by hand. With x = +1 in 3
+    # pairs and -1 in 1, sum log sigmoid(beta x) is largest at beta = log 3 (no ridge).
+    assert fit_length_coef([1.0, 1.0, 1.0, -1.0], l2=0.0) == pytest.approx(math.log(3), rel=1e-9)
+    assert 0 < fit_length_coef([1.0] * 50, l2=1.0) < 10  # separable: finite only through the ridge
 
 
 def test_lora_on_a_decoder_without_pad_token_saves_adapter_and_merged_model(tmp_path, tiny_decoder_dir):

@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -257,6 +258,13 @@ def length_sorted(indices: list[int], lengths: Mapping[int, int] | Mapping[int, 
             for i in sorted(by_prefix[t:t + strip], key=lambda i: -lengths[i][1])]
 
 
+def log_length_ratio(pair: EncodedPair) -> float:
+    """log(1 + chosen tokens) - log(1 + rejected tokens), before truncation: the covariate of the
+    loss's length term (config.length_control)."""
+    c, r = pair.response_tokens
+    return math.log1p(c) - math.log1p(r)
+
+
 def split_lengths(pair: EncodedPair) -> tuple[int, int]:
     """(tokens both sides start with, longer side's tokens after them): the shared-prefix layout's
     two padded widths (`EncodedPair.shared_length`)."""
@@ -264,8 +272,10 @@ def split_lengths(pair: EncodedPair) -> tuple[int, int]:
 
 
 def make_batch(pairs: list[EncodedPair], pad_id: int, padding_side: str = "right",
-               share_prefix: bool = False, min_saving: int | None = None) -> dict:
-    """B pairs -> {"input_ids", "attention_mask": (2B, T), "margin", "weight": (B,), "tokens", "computed", "padded"}.
+               share_prefix: bool = False, min_saving: int | None = None,
+               length_index: Mapping[str, int] | None = None) -> dict:
+    """B pairs -> {"input_ids", "attention_mask": (2B, T), "margin", "weight", "length_diff": (B,), "tokens",
+    "computed", "padded"}, and "length_group" (B,) when `length_index` (group -> index) is given.
 
     Rows 0..B-1 are the chosen inputs, rows B..2B-1 the rejected inputs of the same pairs, so one
     forward pass scores both (the layout `loss.bradley_terry_loss` expects).
@@ -288,6 +298,11 @@ def make_batch(pairs: list[EncodedPair], pad_id: int, padding_side: str = "right
     tokens = sum(len(s) for s in sequences)
     margin = torch.tensor([p.margin for p in pairs], dtype=torch.float32)
     weight = torch.tensor([p.weight for p in pairs], dtype=torch.float32)
+    # The loss's length covariate (config.length_control): log length ratio of the untruncated answers.
+    length_diff = torch.tensor([log_length_ratio(p) for p in pairs], dtype=torch.float32)
+    extra = {"margin": margin, "weight": weight, "length_diff": length_diff}
+    if length_index:
+        extra["length_group"] = torch.tensor([length_index[p.group] for p in pairs], dtype=torch.long)
     if share_prefix:
         shared = [p.shared_length for p in pairs]
         suffixes = [p.chosen[k:] for p, k in zip(pairs, shared)] + [p.rejected[k:] for p, k in zip(pairs, shared)]
@@ -297,12 +312,10 @@ def make_batch(pairs: list[EncodedPair], pad_id: int, padding_side: str = "right
         if min(shared) >= 1 and padded + saving * rows <= 2 * rows * width:
             prefix = collate([p.chosen[:k] for p, k in zip(pairs, shared)], pad_id, padding_side="left")
             batch = dict(collate(suffixes, pad_id))
-            batch.update(prefix_ids=prefix["input_ids"], prefix_mask=prefix["attention_mask"], margin=margin,
-                         weight=weight, tokens=tokens, computed=sum(shared) + sum(len(s) for s in suffixes), padded=padded)
+            batch.update(prefix_ids=prefix["input_ids"], prefix_mask=prefix["attention_mask"], **extra, tokens=tokens, computed=sum(shared) + sum(len(s) for s in suffixes), padded=padded)
             return batch
     batch = dict(collate(sequences, pad_id, padding_side))
-    batch["margin"] = margin
-    batch["weight"] = weight
+    batch.update(extra)
     batch["tokens"] = batch["computed"] = tokens  # real tokens
     batch["padded"] = int(batch["input_ids"].numel())  # tokens computed, padding included
     return batch

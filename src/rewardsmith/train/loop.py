@@ -39,7 +39,7 @@ from rewardsmith.models.loading import is_causal_decoder
 from rewardsmith.train.config import TrainConfig
 from rewardsmith.train import is_main_process
 from rewardsmith.train.data import (EncodedPair, balance, chose_baseline, chose_longer, encode_pairs,
-                                    group_weights, length_sorted, make_batch, micro_batches, sample,
+                                    group_weights, length_sorted, log_length_ratio, make_batch, micro_batches, sample,
                                     split_by_prompt, split_lengths)
 
 log = logging.getLogger(__name__)
@@ -133,13 +133,27 @@ def _train(config: TrainConfig, *, resume: bool, progress: bool) -> TrainResult:
     if config.lora:
         model = _apply_lora(model, config)
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    optimizer = build_optimizer(model, config, lr)
+    # config.length_control: one length coefficient per training group (language/objective/labeler:
+    # Korean judges reward length far more than English crowdworkers), each started where length
+    # alone explains that group's labels best, so the reward learns the rest from its first step
+    # (a scalar at head_lr would take ~1,000 steps to get there, learning length into the reward
+    # meanwhile).
+    length_groups = sorted({p.group for p in train_pairs}) if config.length_control else []
+    module = RewardModule(model, length_groups=len(length_groups))
+    for g, group in enumerate(length_groups):
+        beta = fit_length_coef([log_length_ratio(p) for p in train_pairs if p.group == group])
+        module.length_coef.data[g] = beta
+        if main:
+            log.info("length control: %s starts at beta = %+.3f (length alone: the answer twice as long "
+                     "wins %.0f%% of the time)", group, beta, 100 / (1 + math.exp(-beta * math.log(2))))
+    length_index = {group: g for g, group in enumerate(length_groups)}
+    optimizer = build_optimizer(module, config, lr)
     # Every group decays to the same fraction lr_end / lr of its own rate.
     end_ratio = config.lr_end / lr
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: _linear_schedule(s, warmup, total_steps, end_ratio))
     # The scheduler is stepped by hand, not prepared: a prepared scheduler steps once per process.
-    model, optimizer = accelerator.prepare(RewardModule(model), optimizer)
+    model, optimizer = accelerator.prepare(module, optimizer)
     accelerator.register_for_checkpointing(scheduler)
 
     step = 0
@@ -196,13 +210,15 @@ def _train(config: TrainConfig, *, resume: bool, progress: bool) -> TrainResult:
         stats = torch.zeros(5)  # loss sum, correct, pairs, real tokens, real tokens run — summed over processes
         step_padded = 0
         for j, indices in enumerate(mine):
-            batch = make_batch([train_pairs[i] for i in indices], pad_id, padding_side, share_prefix=share)
+            batch = make_batch([train_pairs[i] for i in indices], pad_id, padding_side, share_prefix=share,
+                               length_index=length_index)
             sync = j == len(mine) - 1  # gradients are all-reduced once, after the last micro-batch
             with contextlib.nullcontext() if sync else accelerator.no_sync(model):
                 rewards = batch_rewards(model, batch, accelerator.device)  # (2B,) chosen, then rejected
                 loss = bradley_terry_loss(rewards, batch["margin"] if config.use_margin else None,
                                           config.center_rewards_coef,
-                                          batch["weight"] if config.group_weights else None)
+                                          batch["weight"] if config.group_weights else None,
+                                          module.length_term(batch))
                 accelerator.backward(loss / accum)  # mean over the step's pairs: micro-batches are equal
             chosen, rejected = rewards.detach().reshape(2, -1)
             stats += torch.tensor([loss.item() * len(indices), (chosen > rejected).sum().item(), len(indices),
@@ -223,6 +239,7 @@ def _train(config: TrainConfig, *, resume: bool, progress: bool) -> TrainResult:
         computed += int(stats[4])
         padded += int(stats[5])
         row = {"step": step, "epoch": step / steps_per_epoch, "loss": float(stats[0] / stats[2]),
+               **{f"length_coef/{group}": float(module.length_coef[g].detach()) for group, g in length_index.items()},
                "accuracy": float(stats[1] / stats[2]), "lr": scheduler.get_last_lr()[0],
                "tokens_per_second": float(stats[3] / elapsed), "padding_fraction": float(1 - stats[4] / stats[5])}
         if bar:
@@ -246,6 +263,9 @@ def _train(config: TrainConfig, *, resume: bool, progress: bool) -> TrainResult:
     # ---------------------------------------------------------------- final eval and save
     val, val_rewards = evaluate_pairs(model, val_pairs, accelerator, pad_id, padding_side,
                                       config.micro_batch_size * 2, return_rewards=True, share_prefix=share)
+    if config.length_control:
+        # What the length term explained: the reward itself, saved and validated, leaves it out.
+        val["length_coef"] = {group: float(module.length_coef[g].detach()) for group, g in length_index.items()}
     writer.write("val", {"step": step, **_flat(val)})
     writer.close()
     result = TrainResult(out, step, val, tokens / train_time if train_time else 0.0,
@@ -262,6 +282,20 @@ def _train(config: TrainConfig, *, resume: bool, progress: bool) -> TrainResult:
     return result
 
 
+def fit_length_coef(x: list[float], l2: float = 1.0, iterations: int = 25) -> float:
+    """The beta maximising sum_i log sigmoid(beta * x_i) - l2 * beta^2 / 2 (Newton's method): a
+    Bradley-Terry fit on length alone. The small ridge keeps it finite where the longer answer
+    always wins."""
+    t = torch.tensor(x, dtype=torch.float64)
+    beta = 0.0
+    for _ in range(iterations):
+        p = torch.sigmoid(beta * t)
+        grad = float((t * (1 - p)).sum()) - l2 * beta
+        hess = -float((t * t * p * (1 - p)).sum()) - l2
+        beta -= grad / hess
+    return beta
+
+
 def build_optimizer(model, config: TrainConfig, lr: float) -> torch.optim.AdamW:
     """AdamW over the trainable parameters: the backbone at `lr`, the reward head at
     `config.head_lr` (default `lr`); biases and norms are not decayed."""
@@ -274,7 +308,8 @@ def build_optimizer(model, config: TrainConfig, lr: float) -> torch.optim.AdamW:
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=config.adam_betas, eps=config.adam_eps)
 
 
-HEAD_MODULES = ("score", "classifier", "pooler")  # decoders' score, encoders' pooler + classifier
+# Decoders' score, encoders' pooler + classifier, and RewardModule's length term: all start untrained.
+HEAD_MODULES = ("score", "classifier", "pooler", "length_coef")
 
 
 def is_head_parameter(name: str) -> bool:
@@ -291,9 +326,20 @@ class RewardModule(torch.nn.Module):
     it and see every parameter used (reward_forward reads the backbone and head separately).
     """
 
-    def __init__(self, model):
+    def __init__(self, model, length_groups: int = 0):
         super().__init__()
         self.model = model  # a *ForSequenceClassification, or a peft model around one
+        # config.length_control: the loss's length coefficient per training group, trained here and
+        # never saved with the model.
+        self.length_coef = torch.nn.Parameter(torch.zeros(length_groups)) if length_groups else None
+
+    def length_term(self, batch: dict) -> torch.Tensor | None:
+        """beta[group] * (log(1 + tokens_c) - log(1 + tokens_r)) per pair, the offset of the BT
+        logit (make_batch's "length_diff" and "length_group"); None without length control."""
+        if self.length_coef is None:
+            return None
+        device = self.length_coef.device
+        return self.length_coef[batch["length_group"].to(device)] * batch["length_diff"].to(device)
 
     def forward(self, input_ids, attention_mask, prefix_ids=None, prefix_mask=None):
         """prefix_ids / prefix_mask (B, P), left-padded: a decoder's pairs as make_batch(share_prefix=
@@ -409,6 +455,8 @@ def _versus_length(chosen, rejected, lengths, prompts) -> dict:
 
 def _flat(metrics: dict) -> dict:
     row = {k: v for k, v in metrics.items() if k in ("accuracy", "loss", "n")}
+    for group, beta in metrics.get("length_coef", {}).items():
+        row[f"length_coef/{group}"] = beta
     for lang, m in metrics.get("by_language", {}).items():
         row[f"accuracy_{lang}"] = m["accuracy"]
     for group, m in metrics.get("by_group", {}).items():

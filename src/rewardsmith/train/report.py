@@ -42,6 +42,10 @@ def summary(result) -> str:
                          "there the model has not shown it learnt more than the answers' length")
         lines.append("chosen longer / shorter: accuracy (pairs) where the chosen answer is the longer / the shorter "
                      "one; above 0.5 where it is shorter is what no length rule does")
+    if v.get("length_coef"):
+        lines.append("length control: the loss's length term per group, beta (the saved reward leaves it out; an "
+                     "answer twice as long adds beta x 0.69 to the logit): "
+                     + ", ".join(f"{group} {beta:+.3f}" for group, beta in v["length_coef"].items()))
     lines.append("intervals: 95% bootstrap over whole prompts (the pairs of one prompt are not independent draws)")
     dropped = result.encode_report["train"]["dropped_for_length"]
     if dropped:
