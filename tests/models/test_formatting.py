@@ -106,6 +106,29 @@ def test_a_response_longer_than_max_length_is_cut_and_counted(which, request):
         assert rm.tokenizer.decode(ids).endswith("<|im_end|>\n")  # closing marker kept for last-token pooling
 
 
+@pytest.mark.parametrize("which", ["dec", "enc"])
+def test_prompt_tokens_keeps_the_question_beside_a_response_that_would_fill_max_length(which, request):
+    import dataclasses
+
+    rm = request.getfixturevalue(which)
+    long_answer = RESPONSE * 20
+    before = rm.tokenizer.decode(encode(rm.tokenizer, rm.manifest, CONV, long_answer))
+    assert "boil an egg" not in before  # the default: the response takes everything, the question is gone
+    manifest = dataclasses.replace(rm.manifest, prompt_tokens=24)
+    stats = TruncationStats()
+    ids = encode(rm.tokenizer, manifest, CONV, long_answer, stats=stats)
+    text = rm.tokenizer.decode(ids)
+    assert len(ids) == manifest.max_length
+    assert "How do I boil an egg?" in text and len(text) < len(before) + len("How do I boil an egg?")
+    assert (stats.prompt_truncated, stats.response_truncated) == (0, 1)
+    if which == "dec":
+        assert text.endswith("<|im_end|>\n")
+    # a short response leaves the prompt all the room it had
+    assert encode(rm.tokenizer, manifest, LONG_CONV, RESPONSE) == encode(rm.tokenizer, rm.manifest, LONG_CONV, RESPONSE)
+    with pytest.raises(RewardsmithError, match="prompt_tokens"):
+        dataclasses.replace(rm.manifest, prompt_tokens=rm.manifest.max_length)
+
+
 def test_malformed_conversation_is_a_user_error(dec):
     with pytest.raises(RewardsmithError, match=r"conversation\[0\]"):
         encode(dec.tokenizer, dec.manifest, [{"role": "human", "content": "hi"}], "x")

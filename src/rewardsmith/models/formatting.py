@@ -115,9 +115,10 @@ def _encode_pair(tokenizer, manifest: Manifest, prompt: str, response: str, stat
     a = backend.encode(prompt, add_special_tokens=False)
     b = backend.encode(response, add_special_tokens=False)
     budget = manifest.max_length - tokenizer.num_special_tokens_to_add(pair=True)
-    if len(b) > budget:
-        _note_response_cut(stats, len(b), budget)
-        b.truncate(budget, direction="right")
+    room = budget - min(len(a), manifest.prompt_tokens)  # what the response may take
+    if len(b) > room:
+        _note_response_cut(stats, len(b), room)
+        b.truncate(room, direction="right")
     keep = budget - len(b)
     if len(a) > keep:
         if stats is not None:
@@ -158,9 +159,10 @@ def _encode_chat(tokenizer, manifest: Manifest, conversation: list[dict], respon
     if budget <= 0:
         raise RewardsmithError(
             f"max_length={manifest.max_length} cannot hold the chat template's own markers; raise max_length")
-    if len(resp_ids) > budget:
-        _note_response_cut(stats, len(resp_ids), budget)
-        resp_ids = resp_ids[:budget]
+    room = budget - min(len(body_ids), manifest.prompt_tokens)  # what the response may take
+    if len(resp_ids) > room:
+        _note_response_cut(stats, len(resp_ids), room)
+        resp_ids = resp_ids[:room]
     keep = budget - len(resp_ids)
     if len(body_ids) > keep and stats is not None:
         stats.prompt_truncated += 1

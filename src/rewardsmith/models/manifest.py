@@ -80,6 +80,10 @@ class Manifest:
     max_length:      tokens per sequence, special tokens included.
     truncation_side: which end of the PROMPT is cut when too long ("left" keeps the latest
                      turns); the response is kept whole unless it alone is too long.
+    prompt_tokens:   tokens of the prompt kept (when it has that many) even where the response
+                     alone would fill max_length: the response's end is cut to make room. 0 (the
+                     default): a response that fills max_length leaves no prompt at all, so the
+                     model cannot tell an answer to the question from an answer to another.
     pooling:         "last_token" (decoders: the last real token) or "cls" (encoders).
     chat_template:   the Jinja template used (decoders), also saved in the tokenizer files.
     raw_logits:      outputs are raw rewards (no sigmoid); a sigmoid of a difference is P(a > b).
@@ -96,6 +100,7 @@ class Manifest:
     score_mean: float | None = None
     score_std: float | None = None
     base_model: str | None = None
+    prompt_tokens: int = 0
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -106,6 +111,8 @@ class Manifest:
         ]
         if not isinstance(self.max_length, int) or self.max_length < 8:
             problems.append(f"max_length={self.max_length!r} (expected an integer >= 8)")
+        if not isinstance(self.prompt_tokens, int) or not 0 <= self.prompt_tokens <= self.max_length // 2:
+            problems.append(f"prompt_tokens={self.prompt_tokens!r} (expected an integer from 0 to max_length / 2)")
         if self.input_format == "chat_template" and not self.chat_template:
             problems.append("chat_template is empty but input_format is 'chat_template' (give the template)")
         if problems:
@@ -187,4 +194,4 @@ class Manifest:
         tmpl = "" if self.input_format == "pair" else (
             ", supplied ChatML template" if self.chat_template == CHATML_TEMPLATE else ", tokenizer's chat template")
         return (f"input_format={self.input_format}{tmpl}, pooling={self.pooling}, max_length={self.max_length}, "
-                f"truncation_side={self.truncation_side}, raw_logits={self.raw_logits}")
+                f"truncation_side={self.truncation_side}, prompt_tokens={self.prompt_tokens}, raw_logits={self.raw_logits}")

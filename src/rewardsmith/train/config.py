@@ -68,6 +68,9 @@ class TrainConfig:
     val_data: tuple[DataSpec, ...] = ()
     val_fraction: float = 0.05  # held out from train_data by prompt when val_data is empty
     max_length: int = 1024  # pairs whose chosen or rejected input is longer are dropped and counted
+    # Prompt tokens kept where a long response would fill max_length alone (Manifest.prompt_tokens,
+    # saved with the model so scoring cuts the same way); 0 keeps the response whole first.
+    prompt_tokens: int = 0
     over_length: str = "drop"  # drop | truncate (the prompt on the manifest's side, then the response end; counted)
     # Optimisation. batch_size counts pairs per optimizer step over all processes;
     # gradient accumulation = batch_size / (micro_batch_size * processes).
