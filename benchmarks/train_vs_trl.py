@@ -91,7 +91,7 @@ def run_trl(args, out: Path) -> dict:
 
     config = _config(args, out)
     torch.manual_seed(config.seed)
-    rm = init_reward_model(config.model, max_length=config.max_length)
+    rm = init_reward_model(config.model, max_length=config.max_length, prompt_tokens=config.prompt_tokens)
     train_pairs, val, _, _ = load_data(config, rm.tokenizer, rm.manifest)
     model = rm.model.float()
     _prepare_for_training(model, config)  # the same frozen parameters and no dropout

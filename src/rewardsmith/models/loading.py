@@ -162,7 +162,8 @@ def load_reward_model(name_or_path: str | Path, *, dtype=None, device=None,
 
 
 def init_reward_model(base: str | Path, *, max_length: int | None = None, truncation_side: str = "left",
-                      chat_template: str | None = None, dtype=None, trust_remote_code: bool = False) -> RewardModel:
+                      chat_template: str | None = None, dtype=None, trust_remote_code: bool = False,
+                      prompt_tokens: int = 0) -> RewardModel:
     """A fresh reward model from a base LM or encoder: the same backbone plus an untrained 1-output head.
 
     Adds a real pad token distinct from eos when the tokenizer has none (or pads with eos) and
@@ -183,7 +184,7 @@ def init_reward_model(base: str | Path, *, max_length: int | None = None, trunca
     except ValueError as e:  # an architecture transformers has no sequence-classification class for
         raise RewardsmithError(f"{base}: {str(e).splitlines()[0]}") from None
     manifest = Manifest.for_model(model.config, tokenizer, max_length=max_length, truncation_side=truncation_side,
-                                  chat_template=chat_template, base_model=str(base))
+                                  chat_template=chat_template, base_model=str(base), prompt_tokens=prompt_tokens)
     if manifest.input_format == "chat_template":
         if tokenizer.pad_token_id is None or tokenizer.pad_token_id in _eos_ids(model.config, tokenizer):
             # pad == eos makes "last non-pad token" pooling skip a real final eos (the Llama trap).

@@ -153,7 +153,8 @@ class Manifest:
     @classmethod
     def for_model(cls, config, tokenizer, *, max_length: int | None = None,
                   truncation_side: Literal["left", "right"] = "left",
-                  chat_template: str | None = None, base_model: str | None = None) -> "Manifest":
+                  chat_template: str | None = None, base_model: str | None = None,
+                  prompt_tokens: int = 0) -> "Manifest":
         """The defaults a model's architecture and tokenizer imply.
 
         Encoders (BERT, RoBERTa, ...) -> pair input, [CLS] pooling. Everything else is treated as
@@ -179,12 +180,12 @@ class Manifest:
             )
         if encoder:
             return cls(input_format="pair", max_length=max_length, truncation_side=truncation_side,
-                       pooling="cls", chat_template=None, base_model=base_model)
+                       pooling="cls", chat_template=None, base_model=base_model, prompt_tokens=prompt_tokens)
         template = chat_template or getattr(tokenizer, "chat_template", None) or CHATML_TEMPLATE
         if isinstance(template, dict):  # tokenizers with several named templates
             template = template.get("default") or next(iter(template.values()))
         return cls(input_format="chat_template", max_length=max_length, truncation_side=truncation_side,
-                   pooling="last_token", chat_template=template, base_model=base_model)
+                   pooling="last_token", chat_template=template, base_model=base_model, prompt_tokens=prompt_tokens)
 
     def with_score_stats(self, mean: float, std: float) -> "Manifest":
         return dataclasses.replace(self, score_mean=float(mean), score_std=float(std))

@@ -109,9 +109,8 @@ def _train(config: TrainConfig, *, resume: bool, progress: bool) -> TrainResult:
     set_seed(config.seed)
     _check_resume(out, config, resume, write=main)  # on every process, so all stop together
 
-    rm = init_reward_model(config.model, max_length=config.max_length)
-    tokenizer, model = rm.tokenizer, rm.model
-    manifest = dataclasses.replace(rm.manifest, prompt_tokens=config.prompt_tokens)
+    rm = init_reward_model(config.model, max_length=config.max_length, prompt_tokens=config.prompt_tokens)
+    tokenizer, model, manifest = rm.tokenizer, rm.model, rm.manifest
     train_pairs, val_pairs, report, val_report = load_data(config, tokenizer, manifest)
     if main:
         log.info("train pairs: %s", report.summary())
