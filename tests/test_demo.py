@@ -51,6 +51,15 @@ def test_demo_runs_end_to_end_on_the_hub_sets(tmp_path, hub_mirror, capsys):
     probes = json.loads((out / "rm" / "probes.json").read_text())
     assert probes["table"]["refusal"]["ko"]["n"] == 24
 
+    # The closing lines name each of the demo's own checks this model failed, and only those.
+    from rewardsmith.demo import verdict
+
+    rates = {lang: cell["passed"] / cell["n"] for lang, cell in probes["table"]["refusal"].items()}
+    examples = {lang: ex["rewards"] for lang, ex in json.loads((out / "examples.json").read_text()).items()}
+    lines = verdict({"refusal": rates}, examples)
+    assert all(line in printed for line in lines)
+    assert ("What this model has not learnt" in printed) == bool(lines)
+
     worst = re.search(r"largest difference between HTTP and library scores: (\S+)", printed)
     assert worst and float(worst.group(1)) <= 1e-3
     assert str(out / "rm") in printed and str(out / "eval" / "report.html") in printed
@@ -114,6 +123,20 @@ def test_local_data_splits_each_source_by_prompt(tmp_path, shared_data):
         assert len(test) == 50 and train
         assert not {json.dumps(p.prompt) for p in train} & {json.dumps(p.prompt) for p in test}
         assert {p.objective for p in train + test} == {name.split("-")[1]}
+
+
+def test_the_closing_lines_name_every_check_the_model_failed():
+    from rewardsmith.demo import verdict
+
+    passing = {"refusal": {"ja": 1.0, "ko": 0.8, "en": 0.96}}
+    good = {"ja": [-3.0, -4.0], "ko": [-3.7, -3.8, -2.6]}
+    assert verdict(passing, good) == []
+    lines = verdict({"refusal": {"ja": 0.875, "ko": 14 / 24, "en": 0.79}}, {"ja": [-4.1, -4.0], "ko": [-3.735, -4.0, -3.763]})
+    assert lines[0].startswith("What this model has not learnt")
+    assert [line.split(":")[0].strip() for line in lines[1:]] == ["- en", "- ko", "- ko", "- ja"]
+    assert "58% of the probes (the bar is 80%)" in lines[2]
+    assert "scored -3.763, not above \"싫어요\" (-3.735)" in lines[3]
+    assert "scored -4.100, not above the dismissive one (-4.000)" in lines[4]
 
 
 @pytest.mark.parametrize("has_bf16, expected", [(True, (250, "bf16")), (False, (80, "fp32"))])

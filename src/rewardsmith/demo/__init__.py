@@ -196,6 +196,10 @@ def run_demo(config: DemoConfig) -> dict:
     steps.start("Score the reference cards' own examples with the trained model")
     library_scores = _score_examples(rm_dir)
     results["examples"] = library_scores
+    (out / "examples.json").write_text(json.dumps(
+        {lang: {"prompt": ex["prompt"], "responses": ex["responses"], "rewards": library_scores[lang]}
+         for lang, ex in (("ja", JA_EXAMPLE), ("ko", KO_EXAMPLE))}, ensure_ascii=False, indent=1) + "\n",
+        encoding="utf-8")
     steps.done()
 
     steps.start("Serve over HTTP on 127.0.0.1 and score the same examples")
@@ -207,9 +211,12 @@ def run_demo(config: DemoConfig) -> dict:
     print(f"  table          {results['table']}")
     print(f"  HTML report    {results['report']}")
     print(f"  probes         {rm_dir / 'probes.json'}")
+    print(f"  cards' examples {out / 'examples.json'}")
     print(f"  synth pairs    {synth / 'pairs.jsonl'}  (report: {results['synth_report']})")
     print(f"  training log   {rm_dir / 'metrics.jsonl'}")
     print(f"\nTrained on {_origin_line(data)}.")
+    for line in verdict(results.get("probes", {}), results.get("examples", {})):
+        print(line)
     if data.origin == "synthetic":
         print(f"This run had no real preference data: the model learnt from {data.n_train} synthesised pairs "
               "labelled by a 135M-parameter judge, so its table shows the pipeline working, not a useful reward "
@@ -217,6 +224,33 @@ def run_demo(config: DemoConfig) -> dict:
               "point --data (or $REWARDSMITH_SHARED_DATA) at a folder of preference sets (hh-rlhf-test/, "
               "ko-llm-judged/, ja-llm-judged/) or --hub-mirror at local copies of the hub sets.")
     return results
+
+
+REFUSAL_BAR = 0.8  # a real answer must beat the refusal of a harmless request in this share of the probes
+
+
+def verdict(probes: dict, examples: dict) -> list[str]:
+    """The closing lines on what the trained model got wrong among the demo's own checks: per
+    language, the refusal probes (a real answer against the refusal of a harmless request) under
+    REFUSAL_BAR, and the cards' examples ranked against the cards. probes: kind -> language -> pass
+    rate (`_probes`); examples: language -> rewards of JA_EXAMPLE / KO_EXAMPLE's responses."""
+    failed = []
+    for lang, rate in sorted(probes.get("refusal", {}).items()):
+        if rate < REFUSAL_BAR:
+            failed.append(f"{lang}: a real answer beat the refusal of a harmless request in {100 * rate:.0f}% of the "
+                          f"probes (the bar is {100 * REFUSAL_BAR:.0f}%): this model prefers refusing there")
+    ko = examples.get("ko")
+    if ko is not None and ko[2] <= ko[0]:
+        failed.append(f"ko: the Korean card's directions to Gwanghwamun scored {ko[2]:+.3f}, not above "
+                      f"\"{KO_EXAMPLE['responses'][0]}\" ({ko[0]:+.3f}); the card ranks the directions first")
+    ja = examples.get("ja")
+    if ja is not None and ja[0] <= ja[1]:
+        failed.append(f"ja: the detailed nutrition answer scored {ja[0]:+.3f}, not above the dismissive one "
+                      f"({ja[1]:+.3f})")
+    if not failed:
+        return []
+    return ["What this model has not learnt (the demo's own checks; docs/training.md says what moves them):",
+            *(f"  - {line}" for line in failed)]
 
 
 def _origin_line(data: DemoData) -> str:
