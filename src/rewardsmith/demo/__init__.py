@@ -211,7 +211,7 @@ def run_demo(config: DemoConfig) -> dict:
     print(f"  table          {results['table']}")
     print(f"  HTML report    {results['report']}")
     print(f"  probes         {rm_dir / 'probes.json'}")
-    print(f"  cards' examples {out / 'examples.json'}")
+    print(f"  card examples  {out / 'examples.json'}")
     print(f"  synth pairs    {synth / 'pairs.jsonl'}  (report: {results['synth_report']})")
     print(f"  training log   {rm_dir / 'metrics.jsonl'}")
     print(f"\nTrained on {_origin_line(data)}.")
