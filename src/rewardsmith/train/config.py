@@ -92,9 +92,9 @@ class TrainConfig:
     use_margin: bool = False  # subtract each pair's `margin` (0 when a pair has none)
     center_rewards_coef: float | None = None
     # Fit the answers' length beside the reward: P(chosen wins) = sigmoid(r_c - r_r + beta * (log(1 +
-    # tokens_c) - log(1 + tokens_r))), beta one learned number (at head_lr) that is not saved. Judges
-    # and people prefer the longer answer in 55-75% of pairs; with beta there to explain that, the
-    # reward is trained on what length does not explain (the length covariate of AlpacaEval's
+    # tokens_c) - log(1 + tokens_r))), one beta per training group, fitted on length alone, then
+    # trained at head_lr, and not saved. Judges and people prefer the longer answer in 55-75% of
+    # pairs; with beta there to explain that, the reward is trained on what length does not explain (the length covariate of AlpacaEval's
     # length-controlled win rate; ODIN, Chen et al. 2024, separates length into its own head).
     length_control: bool = False
     # Loss weight per group "language/objective[/labeler]" (fnmatch patterns, e.g. "ko/harmlessness": 0.5,

@@ -274,8 +274,8 @@ def split_lengths(pair: EncodedPair) -> tuple[int, int]:
 def make_batch(pairs: list[EncodedPair], pad_id: int, padding_side: str = "right",
                share_prefix: bool = False, min_saving: int | None = None,
                length_index: Mapping[str, int] | None = None) -> dict:
-    """B pairs -> {"input_ids", "attention_mask": (2B, T), "margin", "weight", "length_diff": (B,), "tokens",
-    "computed", "padded"}, and "length_group" (B,) when `length_index` (group -> index) is given.
+    """B pairs -> {"input_ids", "attention_mask": (2B, T), "margin", "weight": (B,), "tokens", "computed",
+    "padded"}, and "length_diff" / "length_group" (B,) when `length_index` (group -> index) is given.
 
     Rows 0..B-1 are the chosen inputs, rows B..2B-1 the rejected inputs of the same pairs, so one
     forward pass scores both (the layout `loss.bradley_terry_loss` expects).
@@ -298,10 +298,9 @@ def make_batch(pairs: list[EncodedPair], pad_id: int, padding_side: str = "right
     tokens = sum(len(s) for s in sequences)
     margin = torch.tensor([p.margin for p in pairs], dtype=torch.float32)
     weight = torch.tensor([p.weight for p in pairs], dtype=torch.float32)
-    # The loss's length covariate (config.length_control): log length ratio of the untruncated answers.
-    length_diff = torch.tensor([log_length_ratio(p) for p in pairs], dtype=torch.float32)
-    extra = {"margin": margin, "weight": weight, "length_diff": length_diff}
-    if length_index:
+    extra = {"margin": margin, "weight": weight}
+    if length_index:  # the loss's length term (config.length_control); no other batch pays for it
+        extra["length_diff"] = torch.tensor([log_length_ratio(p) for p in pairs], dtype=torch.float32)
         extra["length_group"] = torch.tensor([length_index[p.group] for p in pairs], dtype=torch.long)
     if share_prefix:
         shared = [p.shared_length for p in pairs]
@@ -312,7 +311,8 @@ def make_batch(pairs: list[EncodedPair], pad_id: int, padding_side: str = "right
         if min(shared) >= 1 and padded + saving * rows <= 2 * rows * width:
             prefix = collate([p.chosen[:k] for p, k in zip(pairs, shared)], pad_id, padding_side="left")
             batch = dict(collate(suffixes, pad_id))
-            batch.update(prefix_ids=prefix["input_ids"], prefix_mask=prefix["attention_mask"], **extra, tokens=tokens, computed=sum(shared) + sum(len(s) for s in suffixes), padded=padded)
+            batch.update(prefix_ids=prefix["input_ids"], prefix_mask=prefix["attention_mask"], **extra,
+                         tokens=tokens, computed=sum(shared) + sum(len(s) for s in suffixes), padded=padded)
             return batch
     batch = dict(collate(sequences, pad_id, padding_side))
     batch.update(extra)

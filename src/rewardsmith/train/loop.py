@@ -27,6 +27,7 @@ import math
 import shutil
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,15 +139,13 @@ def _train(config: TrainConfig, *, resume: bool, progress: bool) -> TrainResult:
     # alone explains that group's labels best, so the reward learns the rest from its first step
     # (a scalar at head_lr would take ~1,000 steps to get there, learning length into the reward
     # meanwhile).
-    length_groups = sorted({p.group for p in train_pairs}) if config.length_control else []
-    module = RewardModule(model, length_groups=len(length_groups))
-    for g, group in enumerate(length_groups):
+    module = RewardModule(model, sorted({p.group for p in train_pairs}) if config.length_control else ())
+    for group, g in module.length_index.items():
         beta = fit_length_coef([log_length_ratio(p) for p in train_pairs if p.group == group])
         module.length_coef.data[g] = beta
         if main:
             log.info("length control: %s starts at beta = %+.3f (length alone: the answer twice as long "
                      "wins %.0f%% of the time)", group, beta, 100 / (1 + math.exp(-beta * math.log(2))))
-    length_index = {group: g for g, group in enumerate(length_groups)}
     optimizer = build_optimizer(module, config, lr)
     # Every group decays to the same fraction lr_end / lr of its own rate.
     end_ratio = config.lr_end / lr
@@ -211,7 +210,7 @@ def _train(config: TrainConfig, *, resume: bool, progress: bool) -> TrainResult:
         step_padded = 0
         for j, indices in enumerate(mine):
             batch = make_batch([train_pairs[i] for i in indices], pad_id, padding_side, share_prefix=share,
-                               length_index=length_index)
+                               length_index=module.length_index)
             sync = j == len(mine) - 1  # gradients are all-reduced once, after the last micro-batch
             with contextlib.nullcontext() if sync else accelerator.no_sync(model):
                 rewards = batch_rewards(model, batch, accelerator.device)  # (2B,) chosen, then rejected
@@ -239,7 +238,7 @@ def _train(config: TrainConfig, *, resume: bool, progress: bool) -> TrainResult:
         computed += int(stats[4])
         padded += int(stats[5])
         row = {"step": step, "epoch": step / steps_per_epoch, "loss": float(stats[0] / stats[2]),
-               **{f"length_coef/{group}": float(module.length_coef[g].detach()) for group, g in length_index.items()},
+               **{f"length_coef/{group}": beta for group, beta in module.length_coefs().items()},
                "accuracy": float(stats[1] / stats[2]), "lr": scheduler.get_last_lr()[0],
                "tokens_per_second": float(stats[3] / elapsed), "padding_fraction": float(1 - stats[4] / stats[5])}
         if bar:
@@ -265,7 +264,7 @@ def _train(config: TrainConfig, *, resume: bool, progress: bool) -> TrainResult:
                                       config.micro_batch_size * 2, return_rewards=True, share_prefix=share)
     if config.length_control:
         # What the length term explained: the reward itself, saved and validated, leaves it out.
-        val["length_coef"] = {group: float(module.length_coef[g].detach()) for group, g in length_index.items()}
+        val["length_coef"] = module.length_coefs()
     writer.write("val", {"step": step, **_flat(val)})
     writer.close()
     result = TrainResult(out, step, val, tokens / train_time if train_time else 0.0,
@@ -326,12 +325,17 @@ class RewardModule(torch.nn.Module):
     it and see every parameter used (reward_forward reads the backbone and head separately).
     """
 
-    def __init__(self, model, length_groups: int = 0):
+    def __init__(self, model, length_groups: Sequence[str] = ()):
         super().__init__()
         self.model = model  # a *ForSequenceClassification, or a peft model around one
-        # config.length_control: the loss's length coefficient per training group, trained here and
-        # never saved with the model.
-        self.length_coef = torch.nn.Parameter(torch.zeros(length_groups)) if length_groups else None
+        # config.length_control: the loss's length coefficient per training group (group name ->
+        # its index), trained here and never saved with the model.
+        self.length_index = {group: g for g, group in enumerate(length_groups)}
+        self.length_coef = torch.nn.Parameter(torch.zeros(len(length_groups))) if length_groups else None
+
+    def length_coefs(self) -> dict[str, float]:
+        """group -> its length coefficient now ({} without length control)."""
+        return {group: float(self.length_coef[g].detach()) for group, g in self.length_index.items()}
 
     def length_term(self, batch: dict) -> torch.Tensor | None:
         """beta[group] * (log(1 + tokens_c) - log(1 + tokens_r)) per pair, the offset of the BT
