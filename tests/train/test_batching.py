@@ -102,3 +102,33 @@ def test_chose_baseline_reads_the_arena_hard_label():
     assert chose_baseline(pair({**base, "chosen_model": "gpt", "rejected_model": "claude"})) is False
     assert chose_baseline(pair({"chosen_model": "gpt"})) is None  # not judged against a baseline
     assert chose_baseline(pair({**base, "baseline_model": "o1"})) is None  # the baseline is on neither side
+
+
+def test_margins_come_from_the_judges_strength_and_reach_the_loss(tmp_path, tiny_encoder_dir):
+    import json
+
+    import pytest
+
+    from rewardsmith.errors import RewardsmithError
+    from rewardsmith.models import init_reward_model
+    from rewardsmith.train import load_config
+    from rewardsmith.train.loop import load_data
+
+    source = tmp_path / "judged.jsonl"
+    rows = [{"id": str(i), "prompt": [{"role": "user", "content": f"q{i}"}], "chosen": "a", "rejected": "b",
+             "language": "ko", "label_info": {"strength": strength}}
+            for i, strength in enumerate(["strong", "slight", "strong", "tie-break"])]
+    rows.append({"id": "given", "prompt": [{"role": "user", "content": "q9"}], "chosen": "a", "rejected": "b",
+                 "language": "ko", "margin": 2.5})  # no strength: the pair keeps the margin its source gave
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    settings = {"model": "m", "output_dir": "o", "use_margin": True, "val_data": [str(source)],
+                "train_data": [{"source": str(source), "margins": {"strong": 1, "slight": 0.33}}]}
+    config = load_config(None, settings)
+    assert config.train_data[0].margins == {"strong": 1.0, "slight": 0.33}
+    rm = init_reward_model(tiny_encoder_dir, max_length=24)
+    train, _, _, _ = load_data(config, rm.tokenizer, rm.manifest)
+    assert [p.margin for p in train] == [1.0, 0.33, 1.0, 0.0, 2.5]
+    # Keys that match no pair's strength would do nothing: an error that says what the source holds.
+    wrong = {**settings, "train_data": [{"source": str(source), "margins": {"A>>B": 1}}]}
+    with pytest.raises(RewardsmithError, match=r"judged.jsonl: margins lists strengths \['A>>B'\].*'strong' \(2\)"):
+        load_data(load_config(None, wrong), rm.tokenizer, rm.manifest)

@@ -108,3 +108,13 @@ def test_a_source_can_hold_out_its_own_share():
     assert [s.val_fraction for s in cfg.train_data] == [0.35, None]
     with pytest.raises(RewardsmithError, match=r"train_data\[0\]\.val_fraction: expected a share in \(0, 1\)"):
         load_config(None, {"model": "m", "output_dir": "o", "train_data": [{"source": "a", "val_fraction": 1.5}]})
+
+
+def test_margins_are_checked_and_need_the_margin_loss():
+    base = {"model": "m", "output_dir": "o", "use_margin": True}
+    with pytest.raises(RewardsmithError, match=r"train_data\[0\]\.margins: expected a mapping .* got \{'strong': -1\}"):
+        load_config(None, {**base, "train_data": [{"source": "a", "margins": {"strong": -1}}]})
+    with pytest.raises(RewardsmithError, match=r"train_data\[0\]\.margins: expected a mapping"):
+        load_config(None, {**base, "train_data": [{"source": "a", "margins": [1.0]}]})
+    with pytest.raises(RewardsmithError, match=r"train_data\[0\]\.margins: set, but use_margin is false"):
+        load_config(None, {**base, "use_margin": False, "train_data": [{"source": "a", "margins": {"strong": 1}}]})

@@ -48,6 +48,11 @@ class DataSpec:
     # 69% of its pairs): the share of pairs with the baseline's answer chosen. A model otherwise
     # learns to recognise that model's style.
     baseline_chosen_share: float | None = None
+    # Each pair's margin from how strongly its labeller preferred the chosen answer, where the set
+    # records it as label_info.strength (ko-llm-judged: the judges' "A>>B" is strong, "A>B" slight),
+    # e.g. {strong: 1.0, slight: 0.33}: Llama-2's margins for "significantly" / "slightly" better.
+    # Pairs with another or no strength keep their own margin (0 when none). Needs use_margin: true.
+    margins: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -280,6 +285,11 @@ def _validate(raw: dict[str, Any], where: str) -> TrainConfig:
         err("freeze_layers", "freezing layers above a trainable embedding table saves nothing; "
             "set freeze_embeddings: true as well")
 
+    if not v.get("use_margin"):
+        for i, spec in enumerate(v.get("train_data") or ()):
+            if spec.margins:
+                err(f"train_data[{i}].margins", "set, but use_margin is false, so the loss would ignore them; "
+                    "set use_margin: true (or drop margins)")
     if errors:
         raise RewardsmithError(f"{len(errors)} problem(s) in the training config:\n  " + "\n  ".join(errors))
     return TrainConfig(**values)
@@ -316,6 +326,15 @@ def _data_specs(raw: Any, name: str, err) -> tuple[DataSpec, ...]:
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
             err(f"{name}[{i}].limit", f"expected a positive integer, got {limit!r}")
             continue
+        margins = item.get("margins")
+        if margins is not None and not (isinstance(margins, dict) and margins and all(
+                isinstance(k, str) and isinstance(m, int | float) and not isinstance(m, bool) and 0 <= m < float("inf")
+                for k, m in margins.items())):
+            err(f"{name}[{i}].margins", f"expected a mapping of label_info.strength values to margins >= 0, "
+                f"e.g. {{strong: 1.0, slight: 0.33}}; got {margins!r}")
+            continue
+        if margins is not None:
+            item = {**item, "margins": {k: float(m) for k, m in margins.items()}}
         bad = [key for key in ("chosen_longer_share", "baseline_chosen_share", "val_fraction") if item.get(key) is not None
                and (isinstance(item[key], bool) or not isinstance(item[key], int | float) or not 0 < item[key] < 1)]
         if bad:

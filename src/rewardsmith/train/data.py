@@ -16,11 +16,12 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from rewardsmith.data.record import PreferencePair
+from rewardsmith.errors import RewardsmithError
 
 
 @dataclass(frozen=True, eq=False)
@@ -194,6 +195,23 @@ def balance(pairs: list[PreferencePair], side: Callable[[PreferencePair], bool |
         cut, keep_n = no, round(len(yes) * (1 - share) / share)
     dropped = set(cut) - set(random.Random(seed).sample(cut, min(keep_n, len(cut))))
     return [p for i, p in enumerate(pairs) if i not in dropped]
+
+
+def strength_margins(pairs: list[PreferencePair], margins: Mapping[str, float], where: str
+                     ) -> tuple[list[PreferencePair], Counter]:
+    """Pairs with `margin` set from their label_info.strength through `margins` (the others as they
+    are), and how many pairs had each strength (None: no strength recorded).
+
+    Raises RewardsmithError when no pair has a strength `margins` lists: the setting would do nothing.
+    """
+    seen: Counter = Counter(p.label_info.get("strength") for p in pairs)
+    if pairs and not any(s in margins for s in seen):
+        found = ", ".join(f"{s!r} ({n})" for s, n in seen.most_common(5))
+        raise RewardsmithError(f"{where}: margins lists strengths {sorted(margins)}, but no pair's label_info.strength "
+                               f"is one of them (found: {found}); fix the keys, or drop margins for this source")
+    out = [replace(p, margin=margins[p.label_info["strength"]])
+           if p.label_info.get("strength") in margins else p for p in pairs]
+    return out, seen
 
 
 def chose_longer(p: PreferencePair) -> bool | None:

@@ -41,7 +41,7 @@ from rewardsmith.train.config import TrainConfig
 from rewardsmith.train import is_main_process
 from rewardsmith.train.data import (EncodedPair, balance, chose_baseline, chose_longer, encode_pairs,
                                     group_weights, length_sorted, log_length_ratio, make_batch, micro_batches, sample,
-                                    split_by_prompt, split_lengths)
+                                    split_by_prompt, split_lengths, strength_margins)
 
 log = logging.getLogger(__name__)
 
@@ -533,7 +533,14 @@ def load_data(config: TrainConfig, tokenizer, manifest):
         result = load_pairs(spec.source, format=spec.format, split=spec.split, preset=spec.preset,
                             language=spec.language, columns=spec.columns, objective=spec.objective,
                             labeler=spec.labeler)
-        return sample(result.pairs, spec.limit, config.seed)
+        pairs = sample(result.pairs, spec.limit, config.seed)
+        if spec.margins:
+            pairs, seen = strength_margins(pairs, spec.margins, spec.source)
+            if is_main_process():
+                log.info("%s: margins from label_info.strength: %s", spec.source, ", ".join(
+                    f"{s} {spec.margins[s]:g} on {n}" if s in spec.margins else f"{s} (not listed: its own) on {n}"
+                    for s, n in seen.most_common()))
+        return pairs
 
     def balanced(spec, pairs):
         for share, side, what in ((spec.baseline_chosen_share, chose_baseline, "the baseline model's answer"),
