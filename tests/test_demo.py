@@ -157,11 +157,12 @@ def test_demo_trains_with_the_shipped_cpu_recipe(tmp_path):
     from pathlib import Path
 
     from rewardsmith.demo import DemoConfig, _write_recipe
-    from rewardsmith.demo.data import DemoData
+    from rewardsmith.demo.data import LOCAL, DemoData
     from rewardsmith.train.config import load_config
 
     root = Path(__file__).resolve().parents[1]
-    data = DemoData("local", {lang: tmp_path / f"train-{lang}.jsonl" for lang in ("en", "ko", "ja")}, {})
+    data = DemoData("local", {src.name: tmp_path / f"train-{src.name}.jsonl" for src in LOCAL}, {},
+                    options={src.name: dict(src.options) for src in LOCAL})
     demo = load_config(_write_recipe(DemoConfig(out=tmp_path, data_dir=None, train_steps=250), data,
                                      tmp_path / "train.yaml", tmp_path / "rm"))
     shipped = load_config(root / "configs" / "e5-small-cpu.yaml")
@@ -169,6 +170,10 @@ def test_demo_trains_with_the_shipped_cpu_recipe(tmp_path):
     differ = {f.name: (getattr(demo, f.name), getattr(shipped, f.name)) for f in dataclasses.fields(shipped)
               if f.name not in own and getattr(demo, f.name) != getattr(shipped, f.name)}
     assert not differ, f"demo recipe vs configs/e5-small-cpu.yaml (demo, shipped): {differ}"
+    # Each source's own shaping (balancing, margins) too, source by source in the same order.
+    shaping = ("baseline_chosen_share", "chosen_longer_share", "margins")
+    assert [[getattr(spec, k) for k in shaping] for spec in demo.train_data] == \
+        [[getattr(spec, k) for k in shaping] for spec in shipped.train_data]
 
 
 def _pairs(n_prompts: int, per_prompt: int = 3):
