@@ -104,7 +104,7 @@ def test_chose_baseline_reads_the_arena_hard_label():
     assert chose_baseline(pair({**base, "baseline_model": "o1"})) is None  # the baseline is on neither side
 
 
-def test_margins_come_from_the_judges_strength_and_reach_the_loss(tmp_path, tiny_encoder_dir):
+def test_margins_come_from_the_judges_strength_into_the_encoded_pairs(tmp_path, tiny_encoder_dir):
     import json
 
     import pytest

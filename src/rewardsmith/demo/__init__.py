@@ -372,7 +372,7 @@ def _write_recipe(config: DemoConfig, data: DemoData, path: Path, out_dir: Path)
         "lr": 1.0e-4,
         "head_lr": 1.0e-3,
         "warmup_ratio": 0.05,
-        # Sources whose labels carry the judges' strength (the local Korean set) train with it as margins.
+        # A source given margins (`Source.options`; none of the demo's today) needs the margin loss on.
         "use_margin": any("margins" in options for options in data.options.values()),
         "epochs": epochs,
         "max_steps": config.train_steps,
