@@ -372,8 +372,6 @@ def _write_recipe(config: DemoConfig, data: DemoData, path: Path, out_dir: Path)
         "lr": 1.0e-4,
         "head_lr": 1.0e-3,
         "warmup_ratio": 0.05,
-        # A source given margins (`Source.options`; none of the demo's today) needs the margin loss on.
-        "use_margin": any("margins" in options for options in data.options.values()),
         "epochs": epochs,
         "max_steps": config.train_steps,
         "precision": "auto",

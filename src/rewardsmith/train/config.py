@@ -99,8 +99,9 @@ class TrainConfig:
     # Fit the answers' length beside the reward: P(chosen wins) = sigmoid(r_c - r_r + beta * (log(1 +
     # tokens_c) - log(1 + tokens_r))), one beta per training group, fitted on length alone, then
     # trained at head_lr, and not saved. Judges and people prefer the longer answer in 55-75% of
-    # pairs; with beta there to explain that, the reward is trained on what length does not explain (the length covariate of AlpacaEval's
-    # length-controlled win rate; ODIN, Chen et al. 2024, separates length into its own head).
+    # pairs; with beta there to explain that, the reward is trained on what length does not explain
+    # (the length covariate of AlpacaEval's length-controlled win rate; ODIN, Chen et al. 2024,
+    # separates length into its own head).
     length_control: bool = False
     # Loss weight per group "language/objective[/labeler]" (fnmatch patterns, e.g. "ko/harmlessness": 0.5,
     # "*/helpfulness/llm-judge": 2): a pair's weight is its first matching pattern's, else 1.
